@@ -1,0 +1,205 @@
+#include "agent/config.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "probes/config_table.h"
+
+namespace pacs {
+
+namespace {
+
+// Self metrics only until a probe kind adds itself to the default.
+constexpr const char* kDefaultConfig = R"(# Embedded default: used when no --config.file is given.
+[agent]
+interval = "30s"
+timeout = "10s"
+)";
+
+bool valid_target_name(const std::string& s) {
+  static const std::regex re("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$");
+  return std::regex_match(s, re);
+}
+
+// DICOM AE titles: 1..16 characters of the default repertoire, no backslash,
+// not only spaces (PS3.5 6.2).
+bool valid_ae_title(const std::string& s) {
+  if (s.empty() || s.size() > 16) return false;
+  bool non_space = false;
+  for (unsigned char c : s) {
+    if (c < 0x20 || c > 0x7e || c == '\\') return false;
+    if (c != ' ') non_space = true;
+  }
+  return non_space;
+}
+
+std::string first_line(std::string s) {
+  auto nl = s.find('\n');
+  if (nl != std::string::npos) s.resize(nl);
+  if (s.rfind("[error] ", 0) == 0) s = s.substr(8);
+  return s;
+}
+
+AgentSettings parse_agent(const toml::value& root) {
+  AgentSettings a;
+  auto& t = root.as_table();
+  auto it = t.find("agent");
+  if (it == t.end()) return a;
+  if (!it->second.is_table()) {
+    throw ConfigError(config_location(it->second) + ": agent: must be a table ([agent])");
+  }
+  ConfigTable at(it->second, "agent");
+  a.calling_ae_title = at.string("calling_ae_title", a.calling_ae_title);
+  if (!valid_ae_title(a.calling_ae_title)) {
+    at.fail("calling_ae_title", "must be 1..16 printable ASCII characters without backslash");
+  }
+  a.default_interval = at.duration("interval", a.default_interval);
+  a.default_timeout = at.duration("timeout", a.default_timeout);
+  if (a.default_timeout > a.default_interval) at.fail("timeout", "must not exceed agent.interval");
+  a.max_concurrent_probes = static_cast<int>(at.integer("max_concurrent_probes", a.max_concurrent_probes, 1, 256));
+  at.check_unknown_keys();
+  return a;
+}
+
+WebSettings parse_web(const toml::value& root) {
+  WebSettings w;
+  auto& t = root.as_table();
+  auto it = t.find("web");
+  if (it == t.end()) return w;
+  if (!it->second.is_table()) throw ConfigError(config_location(it->second) + ": web: must be a table ([web])");
+  ConfigTable wt(it->second, "web");
+  if (wt.has("listen_address")) {
+    const auto& v = it->second.as_table().at("listen_address");
+    std::vector<std::string> addrs =
+        v.is_array() ? wt.string_array("listen_address", {}) : std::vector<std::string>{wt.string("listen_address")};
+    if (addrs.empty()) wt.fail("listen_address", "must name at least one address");
+    for (const auto& a : addrs) {
+      std::string host;
+      int port;
+      if (!split_host_port(a, host, port)) wt.fail("listen_address", "invalid address \"" + a + "\" (want host:port)");
+    }
+    w.listen_addresses = addrs;
+  }
+  wt.check_unknown_keys();
+  return w;
+}
+
+}  // namespace
+
+bool split_host_port(std::string_view s, std::string& host, int& port) {
+  size_t colon;
+  if (!s.empty() && s.front() == '[') {
+    auto close = s.find(']');
+    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') return false;
+    host = std::string(s.substr(1, close - 1));
+    colon = close + 1;
+  } else {
+    colon = s.rfind(':');
+    if (colon == std::string_view::npos) return false;
+    host = std::string(s.substr(0, colon));
+    if (host.find(':') != std::string::npos) return false;
+  }
+  auto p = s.substr(colon + 1);
+  if (p.empty() || p.size() > 5) return false;
+  port = 0;
+  for (char c : p) {
+    if (c < '0' || c > '9') return false;
+    port = port * 10 + (c - '0');
+  }
+  return port <= 65535;
+}
+
+const Config::Target* Config::find_target(std::string_view name) const {
+  for (const auto& t : targets)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+std::shared_ptr<const Config> parse_config(std::string_view text, const std::string& display_name) {
+  toml::value root;
+  try {
+    std::istringstream in{std::string(text)};
+    root = toml::parse(in, display_name);
+  } catch (const toml::exception& e) {
+    throw ConfigError(display_name + ":" + std::to_string(e.location().line()) + ": syntax error: " +
+                      first_line(e.what()));
+  } catch (const std::exception& e) {
+    throw ConfigError(display_name + ": " + first_line(e.what()));
+  }
+
+  auto cfg = std::make_shared<Config>();
+  cfg->source = display_name;
+  cfg->agent = parse_agent(root);
+  cfg->web = parse_web(root);
+
+  const auto& sections = config_sections();
+  std::set<std::string> names;
+  // Keep file order across sections so messages and /metrics are stable.
+  std::vector<std::pair<std::uint_least32_t, std::string>> top;
+  for (const auto& [k, v] : root.as_table()) top.emplace_back(v.location().line(), k);
+  std::sort(top.begin(), top.end());
+
+  std::vector<std::pair<std::string, std::string>> target_sections;  // name, section
+  for (const auto& [line, key] : top) {
+    (void)line;
+    const toml::value& v = root.as_table().at(key);
+    if (key == "agent" || key == "web") continue;
+    const SectionEntry* sec = nullptr;
+    for (const auto& s : sections)
+      if (s.name == key) sec = &s;
+    if (!sec) {
+      std::string known = "agent, web";
+      for (const auto& s : sections) known += ", " + std::string(s.name);
+      throw ConfigError(config_location(v) + ": " + key + ": unknown section (known: " + known + ")");
+    }
+    if (!v.is_array()) {
+      throw ConfigError(config_location(v) + ": " + key + ": must be an array of tables (write [[" + key + "]])");
+    }
+    size_t i = 0;
+    for (const auto& entry : v.as_array()) {
+      std::string path = key + "[" + std::to_string(i++) + "]";
+      if (!entry.is_table()) throw ConfigError(config_location(entry) + ": " + path + ": must be a table");
+      ConfigTable t(entry, path);
+      TargetCommon common;
+      common.name = t.string("name");
+      if (!valid_target_name(common.name)) {
+        t.fail("name", "must match [A-Za-z0-9][A-Za-z0-9_.-]* and be at most 64 characters");
+      }
+      if (!names.insert(common.name).second) t.fail("name", "duplicate target name \"" + common.name + "\"");
+      common.interval = t.duration("interval", cfg->agent.default_interval);
+      common.timeout = t.duration("timeout", std::min(cfg->agent.default_timeout, common.interval));
+      if (common.timeout > common.interval) t.fail("timeout", "must not exceed interval (" + format_duration(common.interval) + ")");
+      auto specs = sec->parse(t, common, cfg->agent);
+      t.check_unknown_keys();
+      for (auto& s : specs) cfg->probes.push_back(std::move(s));
+      target_sections.emplace_back(common.name, key);
+    }
+  }
+  for (const auto& [name, section] : target_sections) {
+    Config::Target t{name, section, {}};
+    for (const auto& p : cfg->probes)
+      if (p.target == name) t.probes.push_back(&p);
+    cfg->targets.push_back(std::move(t));
+  }
+  return cfg;
+}
+
+std::shared_ptr<const Config> load_config_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path + ": cannot open: " + std::strerror(errno));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw ConfigError(path + ": read error");
+  return parse_config(ss.str(), path);
+}
+
+const char* default_config_text() { return kDefaultConfig; }
+
+std::shared_ptr<const Config> default_config() { return parse_config(kDefaultConfig, "<embedded default>"); }
+
+}  // namespace pacs

@@ -1,0 +1,47 @@
+// Loading and validating the agent's TOML config.
+//
+// All defaults live here and in the probe kinds' parsers (one place per
+// setting); docs/configuration.md lists them. Errors are ConfigError with
+// "file:line: key.path: message". A Config is immutable once loaded and is
+// shared read-only between the scheduler, the HTTP server and /probe.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "probes/registry.h"
+
+namespace pacs {
+
+struct WebSettings {
+  std::vector<std::string> listen_addresses{"0.0.0.0:9727"};
+};
+
+struct Config {
+  std::string source;  // file path, or "<embedded default>"
+  AgentSettings agent;
+  WebSettings web;
+  std::vector<ProbeSpec> probes;  // in file order
+
+  struct Target {
+    std::string name;
+    std::string section;                  // "dicom", "filesystem", "queue"
+    std::vector<const ProbeSpec*> probes;  // its checks, in config order
+  };
+  std::vector<Target> targets;
+
+  const Target* find_target(std::string_view name) const;
+};
+
+// Throws ConfigError. `display_name` is used in messages (usually the path).
+std::shared_ptr<const Config> parse_config(std::string_view toml_text, const std::string& display_name);
+std::shared_ptr<const Config> load_config_file(const std::string& path);
+// The config the agent runs on without --config.file.
+std::shared_ptr<const Config> default_config();
+const char* default_config_text();
+
+// Splits "host:port" / "[v6]:port"; false when malformed or port out of range.
+bool split_host_port(std::string_view s, std::string& host, int& port);
+
+}  // namespace pacs
