@@ -19,6 +19,10 @@ constexpr const char* kDefaultConfig = R"(# Embedded default: used when no --con
 [agent]
 interval = "30s"
 timeout = "10s"
+
+[[filesystem]]
+name = "root"
+path = "/"
 )";
 
 bool valid_target_name(const std::string& s) {
@@ -135,6 +139,10 @@ std::shared_ptr<const Config> parse_config(std::string_view text, const std::str
   auto cfg = std::make_shared<Config>();
   cfg->source = display_name;
   cfg->agent = parse_agent(root);
+  std::string agent_fp;
+  if (auto it = root.as_table().find("agent"); it != root.as_table().end()) {
+    agent_fp = ConfigTable(it->second, "agent").canonical();
+  }
   cfg->web = parse_web(root);
 
   const auto& sections = config_sections();
@@ -176,6 +184,12 @@ std::shared_ptr<const Config> parse_config(std::string_view text, const std::str
       if (common.timeout > common.interval) t.fail("timeout", "must not exceed interval (" + format_duration(common.interval) + ")");
       auto specs = sec->parse(t, common, cfg->agent);
       t.check_unknown_keys();
+      // Everything that shapes a probe: its table, its effective interval and
+      // timeout (possibly from [agent] defaults) and [agent] itself.
+      for (auto& s : specs) {
+        s.fingerprint = key + "|" + s.fingerprint + "|" + std::to_string(common.interval.count()) + "|" +
+                        std::to_string(common.timeout.count()) + "|" + agent_fp;
+      }
       for (auto& s : specs) cfg->probes.push_back(std::move(s));
       target_sections.emplace_back(common.name, key);
     }
