@@ -1,6 +1,14 @@
-// Entry points of the filesystem probe kind used by probes/registry.cpp.
+// Entry points of the filesystem probe kind used by probes/registry.cpp, and
+// the pieces tests inject into (the stat function, the watchdog).
 #pragma once
 
+#include <sys/statvfs.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
 #include <vector>
 
 #include "probes/registry.h"
@@ -11,6 +19,62 @@ namespace pacs::filesystem {
 std::vector<ProbeSpec> parse_target(const ConfigTable& table, const TargetCommon& common,
                                     const AgentSettings& agent);
 
+// statvfs(2) or a stand-in: fills `out`, returns 0 or an errno value.
+// May block for ever (a hard NFS mount whose server is gone).
+using StatFn = std::function<int(const std::string& path, struct statvfs& out)>;
+int system_statvfs(const std::string& path, struct statvfs& out);
 
+// Runs a StatFn on a helper thread and waits for it only until a deadline,
+// so a stuck mount never hangs a probe. While a call on a path has not
+// returned, no new call on that path is started (stat() answers `stuck` at
+// once): at most one helper thread per path exists, however long the mount
+// stays stuck and however often the probe runs. The helper thread is
+// detached; it owns what it touches, so it may outlive the watchdog.
+//
+// Thread-safety: every method may be called from any thread.
+class StatWatchdog {
+ public:
+  explicit StatWatchdog(StatFn fn = system_statvfs);
+  StatWatchdog(const StatWatchdog&) = delete;
+  StatWatchdog& operator=(const StatWatchdog&) = delete;
+
+  // The instance configured probes share, so a path that went stuck stays
+  // marked across reloads and across on-demand /probe instances.
+  static std::shared_ptr<StatWatchdog> process_default();
+
+  struct Outcome {
+    enum Kind { ok, error, timed_out, still_stuck } kind = error;
+    int err = 0;             // errno when kind == error
+    struct statvfs st {};    // when kind == ok
+  };
+  Outcome stat(const std::string& path, Clock::time_point deadline);
+
+  bool stuck(const std::string& path) const;  // a call on it has not returned
+  int calls_in_flight() const;                // helper threads still running
+
+ private:
+  struct Slot;
+  StatFn fn_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Slot>> slots_;
+};
+
+// One [[filesystem]] target: statvfs of `path` under the watchdog.
+struct FilesystemOptions {
+  std::string path;
+};
+
+class FilesystemProbe : public Probe {
+ public:
+  FilesystemProbe(FilesystemOptions opts, std::shared_ptr<StatWatchdog> watchdog);
+  ProbeResult run(const ProbeContext& ctx) override;
+
+ private:
+  FilesystemOptions opts_;
+  std::shared_ptr<StatWatchdog> watchdog_;
+};
+
+// The reasons a filesystem probe can produce.
+const std::vector<Reason>& filesystem_reasons();
 
 }  // namespace pacs::filesystem

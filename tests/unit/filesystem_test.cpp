@@ -1,0 +1,302 @@
+// Filesystem probe: values against statvfs and df, the stuck-mount watchdog
+// (with an injected blocking stat), error paths, config parsing.
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <grp.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "agent/config.h"
+#include "probes/filesystem/filesystem.h"
+#include "probes/log.h"
+#include "tests/support/support.h"
+
+namespace pacs::filesystem {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+ProbeContext ctx_for(Duration timeout) {
+  ProbeContext c;
+  c.deadline = Clock::now() + timeout;
+  return c;
+}
+
+const Sample* find_sample(const ProbeResult& r, const std::string& name) {
+  for (const auto& s : r.samples)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+double value(const ProbeResult& r, const std::string& name) {
+  auto* s = find_sample(r, name);
+  EXPECT_NE(s, nullptr) << "no sample " << name;
+  return s ? s->value : -1;
+}
+
+void expect_within_1pct(double got, double want, const char* what) {
+  EXPECT_NEAR(got, want, want * 0.01 + 1) << what;
+}
+
+TEST(FilesystemProbe, ValuesAgreeWithStatvfsAndDf) {
+  test::TempDir dir;
+  FilesystemProbe probe({dir.path().string()}, std::make_shared<StatWatchdog>());
+  auto r = probe.run(ctx_for(5s));
+  ASSERT_TRUE(r.success) << r.message;
+  EXPECT_EQ(r.reason, Reason::none);
+
+  struct statvfs st {};
+  ASSERT_EQ(::statvfs(dir.path().c_str(), &st), 0);
+  const double bs = static_cast<double>(st.f_frsize);
+  expect_within_1pct(value(r, "pacs_filesystem_size_bytes"), st.f_blocks * bs, "size vs statvfs");
+  expect_within_1pct(value(r, "pacs_filesystem_avail_bytes"), st.f_bavail * bs, "avail vs statvfs");
+  expect_within_1pct(value(r, "pacs_filesystem_free_bytes"), st.f_bfree * bs, "free vs statvfs");
+  expect_within_1pct(value(r, "pacs_filesystem_files"), static_cast<double>(st.f_files), "files vs statvfs");
+  expect_within_1pct(value(r, "pacs_filesystem_files_free"), static_cast<double>(st.f_ffree), "files_free");
+  EXPECT_EQ(value(r, "pacs_filesystem_readonly"), 0);
+  EXPECT_EQ(value(r, "pacs_filesystem_stuck"), 0);
+  for (const auto& s : r.samples) {
+    ASSERT_EQ(s.labels.size(), 1u) << s.name;
+    EXPECT_EQ(s.labels[0].first, "path");
+    EXPECT_EQ(s.labels[0].second, dir.path().string());
+  }
+
+  // The real df, as an admin would check it.
+  auto df = test::find_program("df");
+  ASSERT_TRUE(df) << "df not found";
+  std::string out;
+  ASSERT_EQ(test::run_command({*df, "-B1", "--output=size,avail", dir.path().string()}, &out), 0) << out;
+  std::istringstream in(out);
+  std::string h1, h2;
+  double size = 0, avail = 0;
+  in >> h1 >> h2 >> size >> avail;
+  ASSERT_GT(size, 0) << out;
+  expect_within_1pct(value(r, "pacs_filesystem_size_bytes"), size, "size vs df");
+  expect_within_1pct(value(r, "pacs_filesystem_avail_bytes"), avail, "avail vs df");
+}
+
+TEST(FilesystemProbe, MissingPathIsIoErrorWithErrnoText) {
+  test::TempDir dir;
+  FilesystemProbe probe({(dir.path() / "nope").string()}, std::make_shared<StatWatchdog>());
+  auto r = probe.run(ctx_for(5s));
+  EXPECT_FALSE(r.success);
+  EXPECT_EQ(r.reason, Reason::io_error);
+  EXPECT_NE(r.message.find("No such file or directory"), std::string::npos) << r.message;
+  EXPECT_EQ(value(r, "pacs_filesystem_stuck"), 0);
+  EXPECT_EQ(find_sample(r, "pacs_filesystem_size_bytes"), nullptr);
+}
+
+TEST(FilesystemProbe, FileAsPathComponentIsIoError) {
+  test::TempDir dir;
+  auto file = dir.write("plain", "x");
+  FilesystemProbe probe({(file / "sub").string()}, std::make_shared<StatWatchdog>());
+  auto r = probe.run(ctx_for(5s));
+  EXPECT_EQ(r.reason, Reason::io_error);
+  EXPECT_NE(r.message.find("Not a directory"), std::string::npos) << r.message;
+}
+
+// Permission denied cannot happen to root (the tests run as root here), so
+// the check runs in a child process that dropped to uid/gid 65534 (nobody).
+TEST(FilesystemProbe, PermissionDeniedIsIoError) {
+  test::TempDir dir;
+  fs::create_directories(dir.path() / "locked" / "inner");
+  fs::permissions(dir.path(), fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+  fs::permissions(dir.path() / "locked", fs::perms::none);
+  const std::string target = (dir.path() / "locked" / "inner").string();
+
+  int pipefd[2];
+  ASSERT_EQ(::pipe(pipefd), 0);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(pipefd[0]);
+    std::string report;
+    if (::getuid() == 0 && (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0)) {
+      report = "setuid failed";
+    } else {
+      FilesystemProbe probe({target}, std::make_shared<StatWatchdog>());
+      auto r = probe.run(ctx_for(5s));
+      report = std::string(to_string(r.reason)) + "|" + r.message;
+    }
+    auto n = ::write(pipefd[1], report.data(), report.size());
+    ::_exit(n == static_cast<ssize_t>(report.size()) ? 0 : 1);
+  }
+  ::close(pipefd[1]);
+  std::string got;
+  char buf[512];
+  ssize_t n;
+  while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
+  ::close(pipefd[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  fs::permissions(dir.path() / "locked", fs::perms::owner_all);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << got;
+  EXPECT_EQ(got.substr(0, got.find('|')), "io_error") << got;
+  EXPECT_NE(got.find("Permission denied"), std::string::npos) << got;
+}
+
+// A stat function that blocks on one path until released, like statfs on a
+// hard NFS mount whose server went away.
+struct BlockingStat {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool blocked = true;
+  std::string stuck_path;
+  std::atomic<int> calls_on_stuck{0};
+
+  StatFn fn() {
+    return [this](const std::string& path, struct statvfs& out) {
+      if (path == stuck_path) {
+        ++calls_on_stuck;
+        std::unique_lock lk(mu);
+        cv.wait(lk, [&] { return !blocked; });
+      }
+      return system_statvfs(path, out);
+    };
+  }
+  void release() {
+    {
+      std::lock_guard lk(mu);
+      blocked = false;
+    }
+    cv.notify_all();
+  }
+};
+
+TEST(FilesystemWatchdog, BlockedStatTimesOutFailsFastThenRecovers) {
+  test::TempDir stuck_dir, healthy_dir;
+  auto blocker = std::make_shared<BlockingStat>();
+  blocker->stuck_path = stuck_dir.path().string();
+  auto wd = std::make_shared<StatWatchdog>(blocker->fn());
+  FilesystemProbe stuck({stuck_dir.path().string()}, wd);
+  FilesystemProbe healthy({healthy_dir.path().string()}, wd);
+
+  // 1. The blocked call: the probe returns at its deadline, not later.
+  auto t0 = Clock::now();
+  auto r = stuck.run(ctx_for(300ms));
+  auto took = Clock::now() - t0;
+  EXPECT_EQ(r.reason, Reason::io_timeout) << r.message;
+  EXPECT_EQ(value(r, "pacs_filesystem_stuck"), 1);
+  EXPECT_GE(took, 300ms);
+  EXPECT_LT(took, 2300ms) << "returned long after its deadline";
+  EXPECT_TRUE(wd->stuck(stuck_dir.path().string()));
+
+  // 2. Another filesystem probe keeps working, also from another thread,
+  //    while the stuck call is still blocked.
+  ProbeResult other;
+  std::thread t([&] { other = healthy.run(ctx_for(5s)); });
+  t.join();
+  EXPECT_TRUE(other.success) << other.message;
+  EXPECT_EQ(value(other, "pacs_filesystem_stuck"), 0);
+
+  // 3. Later runs (also a fresh instance, as /probe builds) fail fast and do
+  //    not stat the path again: no new helper thread per run.
+  FilesystemProbe fresh({stuck_dir.path().string()}, wd);
+  for (auto* p : {&stuck, &fresh, &stuck}) {
+    t0 = Clock::now();
+    r = p->run(ctx_for(10s));
+    EXPECT_LT(Clock::now() - t0, 5s) << "should not wait for a stuck path";
+    EXPECT_EQ(r.reason, Reason::io_timeout);
+    EXPECT_EQ(value(r, "pacs_filesystem_stuck"), 1);
+  }
+  EXPECT_EQ(blocker->calls_on_stuck.load(), 1);
+  EXPECT_EQ(wd->calls_in_flight(), 1);
+
+  // 4. The stuck call returns: the path is stat-ed again and succeeds.
+  blocker->release();
+  auto end = Clock::now() + 10s;
+  while (wd->calls_in_flight() != 0 && Clock::now() < end) std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(wd->calls_in_flight(), 0);
+  EXPECT_FALSE(wd->stuck(stuck_dir.path().string()));
+  r = stuck.run(ctx_for(5s));
+  EXPECT_TRUE(r.success) << r.message;
+  EXPECT_EQ(value(r, "pacs_filesystem_stuck"), 0);
+  EXPECT_EQ(blocker->calls_on_stuck.load(), 2);
+}
+
+TEST(FilesystemWatchdog, ConcurrentCallersShareOneSlowCall) {
+  // Two instances (scheduled + on-demand) on a slow but not stuck path: the
+  // second joins the first call instead of reporting stuck or starting another.
+  test::TempDir dir;
+  auto blocker = std::make_shared<BlockingStat>();
+  blocker->stuck_path = dir.path().string();
+  auto wd = std::make_shared<StatWatchdog>(blocker->fn());
+  FilesystemProbe a({dir.path().string()}, wd), b({dir.path().string()}, wd);
+  ProbeResult ra, rb;
+  std::thread ta([&] { ra = a.run(ctx_for(10s)); });
+  auto end = Clock::now() + 5s;
+  while (blocker->calls_on_stuck.load() == 0 && Clock::now() < end) std::this_thread::sleep_for(2ms);
+  std::thread tb([&] { rb = b.run(ctx_for(10s)); });
+  std::this_thread::sleep_for(50ms);
+  blocker->release();
+  ta.join();
+  tb.join();
+  EXPECT_TRUE(ra.success) << ra.message;
+  EXPECT_TRUE(rb.success) << rb.message;
+  EXPECT_EQ(blocker->calls_on_stuck.load(), 1);
+}
+
+TEST(FilesystemConfig, ParsesAndBuildsProbe) {
+  test::TempDir dir;
+  auto cfg = parse_config("[[filesystem]]\nname = \"store\"\npath = \"" + dir.path().string() + "\"\n", "t.toml");
+  ASSERT_EQ(cfg->probes.size(), 1u);
+  const auto& spec = cfg->probes[0];
+  EXPECT_EQ(spec.probe, "filesystem");
+  EXPECT_EQ(spec.target, "store");
+  EXPECT_EQ(spec.reasons, filesystem_reasons());
+  auto r = spec.make()->run(ctx_for(5s));
+  EXPECT_TRUE(r.success) << r.message;
+}
+
+void expect_config_error(const std::string& toml, const std::string& want) {
+  try {
+    parse_config(toml, "t.toml");
+    ADD_FAILURE() << "accepted: " << toml;
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), want);
+  }
+}
+
+TEST(FilesystemConfig, RejectsBadTables) {
+  expect_config_error("[[filesystem]]\nname = \"a\"\n", "t.toml:1: filesystem[0]: missing required key \"path\"");
+  expect_config_error("[[filesystem]]\nname = \"a\"\npath = \"data\"\n",
+                      "t.toml:3: filesystem[0].path: must be an absolute path");
+  expect_config_error("[[filesystem]]\nname = \"a\"\npath = 5\n", "t.toml:3: filesystem[0].path: must be a string");
+  expect_config_error("[[filesystem]]\nname = \"a\"\npath = \"/\"\nmount = \"/x\"\n",
+                      "t.toml:4: filesystem[0].mount: unknown key");
+}
+
+TEST(FilesystemConfig, EmbeddedDefaultWatchesRoot) {
+  auto cfg = default_config();
+  auto* t = cfg->find_target("root");
+  ASSERT_NE(t, nullptr) << default_config_text();
+  EXPECT_EQ(t->section, "filesystem");
+  ASSERT_EQ(t->probes.size(), 1u);
+  EXPECT_EQ(t->probes[0]->probe, "filesystem");
+  auto r = t->probes[0]->make()->run(ctx_for(5s));
+  EXPECT_TRUE(r.success) << r.message;
+  EXPECT_EQ(find_sample(r, "pacs_filesystem_size_bytes")->labels[0].second, "/");
+}
+
+TEST(FilesystemConfig, SampleTomlParses) {
+  std::ifstream in(std::string(PACS_SOURCE_DIR) + "/probes/filesystem/sample.toml");
+  ASSERT_TRUE(in) << "probes/filesystem/sample.toml missing";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto cfg = parse_config(ss.str(), "probes/filesystem/sample.toml");
+  ASSERT_GE(cfg->probes.size(), 1u);
+  for (const auto& p : cfg->probes) EXPECT_EQ(p.probe, "filesystem");
+}
+
+}  // namespace
+}  // namespace pacs::filesystem
