@@ -163,7 +163,7 @@ std::shared_ptr<const Config> parse_config(std::string_view text, const std::str
     if (!sec) {
       std::string known = "agent, web";
       for (const auto& s : sections) known += ", " + std::string(s.name);
-      throw ConfigError(config_location(v) + ": " + key + ": unknown section (known: " + known + ")");
+      throw ConfigError(config_location(v) + ": " + key + ": unknown section or top-level key (known: " + known + ")");
     }
     if (!v.is_array()) {
       throw ConfigError(config_location(v) + ": " + key + ": must be an array of tables (write [[" + key + "]])");

@@ -223,6 +223,7 @@ HttpResponse http_request(int port, const std::string& method, const std::string
     beast::flat_buffer buf;
     http::response_parser<http::string_body> parser;
     parser.body_limit(256 * 1024 * 1024);
+    if (method == "HEAD") parser.skip(true);  // Content-Length without a body
     http::read(stream, buf, parser);
     auto& res = parser.get();
     out.status = static_cast<int>(res.result_int());
