@@ -1,8 +1,13 @@
-// Entry points of the queue probe kind used by probes/registry.cpp.
+// Entry points of the queue probe kind used by probes/registry.cpp, and the
+// probe classes (one per `type`) for tests and benchmarks.
 #pragma once
 
+#include <cstdint>
+#include <memory>
+#include <string>
 #include <vector>
 
+#include "probes/queue/http_client.h"
 #include "probes/registry.h"
 
 namespace pacs::queue {
@@ -14,5 +19,88 @@ std::vector<ProbeSpec> parse_target(const ConfigTable& table, const TargetCommon
 // Once in main() before threads: curl_global_init.
 void global_init(Logger& log);
 void global_shutdown();
+
+// ---- type = "directory": a spool / inbox / outbox folder -------------------
+
+struct SpoolOptions {
+  std::string path;
+  std::string pattern;        // fnmatch(3) glob on the file name; empty = every file
+  bool recursive = false;
+  int max_depth = 16;         // levels of subfolders below `path` (only when recursive)
+  bool include_hidden = false;  // names starting with '.' (files and folders)
+};
+
+struct SpoolScan {
+  std::uint64_t items = 0;
+  std::uint64_t bytes = 0;
+  bool has_oldest = false;
+  std::int64_t oldest_mtime_ns = 0;  // Unix time of the oldest item's mtime
+  bool partial = false;       // stopped at the deadline or on shutdown
+  int err = 0;                // first error (errno), 0 if none
+  std::string err_where;      // path relative to the spool where it happened
+};
+
+// Counts regular files (symlinks are not followed). Thread-safe: no state.
+SpoolScan scan_spool(const SpoolOptions& opts, const ProbeContext& ctx);
+
+// Thread-safety: one run at a time per instance (see Probe).
+class SpoolDirectoryProbe : public Probe {
+ public:
+  explicit SpoolDirectoryProbe(SpoolOptions opts) : opts_(std::move(opts)) {}
+  ProbeResult run(const ProbeContext& ctx) override;
+
+ private:
+  SpoolOptions opts_;
+};
+
+// ---- type = "orthanc": jobs engine + /statistics ---------------------------
+
+class OrthancJobsProbe : public Probe {
+ public:
+  OrthancJobsProbe(std::string base_url, HttpSettings http) : url_(std::move(base_url)), http_(std::move(http)) {}
+  ProbeResult run(const ProbeContext& ctx) override;
+
+ private:
+  std::string url_;
+  HttpSettings http_;
+};
+
+// ---- type = "dcm4chee": task counts per queue and status -------------------
+
+class Dcm4cheeQueuesProbe : public Probe {
+ public:
+  // The statuses asked for, as the dcm4chee-arc REST API spells them.
+  static const std::vector<std::string>& statuses();
+  Dcm4cheeQueuesProbe(std::string base_url, std::vector<std::string> queues, HttpSettings http)
+      : url_(std::move(base_url)), queues_(std::move(queues)), http_(std::move(http)) {}
+  ProbeResult run(const ProbeContext& ctx) override;
+
+ private:
+  std::string url_;
+  std::vector<std::string> queues_;
+  HttpSettings http_;
+};
+
+// ---- type = "http_json": JSON pointers -> gauges ---------------------------
+
+struct JsonValueSpec {
+  std::string name;     // label value of `name`
+  std::string pointer;  // RFC 6901 JSON pointer, e.g. "/queues/incoming/depth"
+};
+
+class HttpJsonProbe : public Probe {
+ public:
+  HttpJsonProbe(std::string url, std::vector<JsonValueSpec> values, HttpSettings http)
+      : url_(std::move(url)), values_(std::move(values)), http_(std::move(http)) {}
+  ProbeResult run(const ProbeContext& ctx) override;
+
+ private:
+  std::string url_;
+  std::vector<JsonValueSpec> values_;
+  HttpSettings http_;
+};
+
+const std::vector<Reason>& directory_reasons();
+const std::vector<Reason>& http_reasons();
 
 }  // namespace pacs::queue

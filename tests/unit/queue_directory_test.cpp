@@ -1,0 +1,269 @@
+// Spool directory probe: exact counts from a fixture folder with known
+// sizes and mtimes, pattern / recursion / depth / hidden files, errors,
+// deadline and shutdown (partial scans), and config parsing.
+#include <grp.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <utime.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "agent/config.h"
+#include "probes/queue/queue.h"
+#include "tests/support/support.h"
+
+namespace pacs::queue {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+ProbeContext ctx_for(Duration timeout) {
+  ProbeContext c;
+  c.deadline = Clock::now() + timeout;
+  return c;
+}
+
+double value(const ProbeResult& r, const std::string& name) {
+  for (const auto& s : r.samples)
+    if (s.name == name) return s.value;
+  ADD_FAILURE() << "no sample " << name;
+  return -1;
+}
+
+bool has(const ProbeResult& r, const std::string& name) {
+  for (const auto& s : r.samples)
+    if (s.name == name) return true;
+  return false;
+}
+
+// Writes `size` bytes and sets atime/mtime to now - age_seconds.
+void make_file(const fs::path& p, size_t size, long age_seconds) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary) << std::string(size, 'x');
+  utimbuf t;
+  t.actime = t.modtime = ::time(nullptr) - age_seconds;
+  ASSERT_EQ(::utime(p.c_str(), &t), 0) << p;
+}
+
+SpoolOptions at(const fs::path& p) {
+  SpoolOptions o;
+  o.path = p.string();
+  return o;
+}
+
+ProbeResult run(SpoolOptions o, Duration timeout = 10s) { return SpoolDirectoryProbe(std::move(o)).run(ctx_for(timeout)); }
+
+TEST(SpoolDirectory, ExactCountsBytesAndOldestAge) {
+  test::TempDir d;
+  make_file(d / "a.dcm", 10, 100);
+  make_file(d / "b.dcm", 2000, 3600);
+  make_file(d / "c.tmp", 5, 50);
+  make_file(d / ".partial.dcm", 999, 7200);  // hidden: skipped by default
+  make_file(d / "sub" / "deep.dcm", 77, 9999);  // not recursive: skipped
+  fs::create_symlink(d / "a.dcm", d / "link.dcm");  // symlinks are not items
+  ASSERT_EQ(::mkfifo((d / "fifo").c_str(), 0600), 0);
+
+  auto r = run(at(d.path()));
+  ASSERT_TRUE(r.success) << r.message;
+  EXPECT_EQ(value(r, "pacs_queue_items"), 3);
+  EXPECT_EQ(value(r, "pacs_queue_bytes"), 2015);
+  EXPECT_NEAR(value(r, "pacs_queue_oldest_item_age_seconds"), 3600, 3);
+  EXPECT_EQ(value(r, "pacs_queue_scan_partial"), 0);
+  for (const auto& s : r.samples) EXPECT_TRUE(s.labels.empty()) << s.name;
+
+  SpoolOptions hidden = at(d.path());
+  hidden.include_hidden = true;
+  r = run(hidden);
+  EXPECT_EQ(value(r, "pacs_queue_items"), 4);
+  EXPECT_EQ(value(r, "pacs_queue_bytes"), 3014);
+  EXPECT_NEAR(value(r, "pacs_queue_oldest_item_age_seconds"), 7200, 3);
+}
+
+TEST(SpoolDirectory, EmptyFolderHasZeroAge) {
+  test::TempDir d;
+  auto r = run(at(d.path()));
+  ASSERT_TRUE(r.success) << r.message;
+  EXPECT_EQ(value(r, "pacs_queue_items"), 0);
+  EXPECT_EQ(value(r, "pacs_queue_bytes"), 0);
+  EXPECT_EQ(value(r, "pacs_queue_oldest_item_age_seconds"), 0);
+}
+
+TEST(SpoolDirectory, PatternRecursionAndDepth) {
+  test::TempDir d;
+  make_file(d / "top.dcm", 1, 10);
+  make_file(d / "top.txt", 2, 20);
+  make_file(d / "l1" / "one.dcm", 4, 30);
+  make_file(d / "l1" / "l2" / "two.dcm", 8, 40);
+  make_file(d / "l1" / "l2" / "l3" / "three.dcm", 16, 500);
+  make_file(d / ".hidden" / "h.dcm", 32, 60);
+
+  SpoolOptions o = at(d.path());
+  o.pattern = "*.dcm";
+  auto r = run(o);
+  EXPECT_EQ(value(r, "pacs_queue_items"), 1);
+  EXPECT_EQ(value(r, "pacs_queue_bytes"), 1);
+
+  o.recursive = true;
+  r = run(o);
+  EXPECT_EQ(value(r, "pacs_queue_items"), 4);
+  EXPECT_EQ(value(r, "pacs_queue_bytes"), 1 + 4 + 8 + 16);
+  EXPECT_NEAR(value(r, "pacs_queue_oldest_item_age_seconds"), 500, 3);
+
+  o.max_depth = 1;
+  r = run(o);
+  EXPECT_EQ(value(r, "pacs_queue_items"), 2);
+  EXPECT_EQ(value(r, "pacs_queue_bytes"), 5);
+
+  o.max_depth = 2;
+  o.pattern.clear();
+  r = run(o);
+  EXPECT_EQ(value(r, "pacs_queue_items"), 4);  // top.dcm top.txt one.dcm two.dcm
+  EXPECT_EQ(value(r, "pacs_queue_bytes"), 1 + 2 + 4 + 8);
+
+  o.max_depth = 16;
+  o.include_hidden = true;
+  r = run(o);
+  EXPECT_EQ(value(r, "pacs_queue_items"), 6);
+}
+
+TEST(SpoolDirectory, MissingOrNotAFolderIsIoError) {
+  test::TempDir d;
+  auto r = run(at((d / "missing")));
+  EXPECT_FALSE(r.success);
+  EXPECT_EQ(r.reason, Reason::io_error);
+  EXPECT_NE(r.message.find("No such file or directory"), std::string::npos) << r.message;
+  EXPECT_FALSE(has(r, "pacs_queue_items"));
+
+  auto f = d.write("file", "x");
+  r = run(at(f));
+  EXPECT_EQ(r.reason, Reason::io_error);
+  EXPECT_NE(r.message.find("Not a directory"), std::string::npos) << r.message;
+}
+
+// Runs `fn` in a child that dropped root (uid/gid 65534), returning what it
+// wrote. The suite runs as root, for whom permission bits do not apply.
+std::string as_nobody(const std::function<std::string()>& fn) {
+  int pipefd[2];
+  if (::pipe(pipefd) != 0) return "pipe failed";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(pipefd[0]);
+    std::string out = (::getuid() == 0 && (::setgroups(0, nullptr) || ::setgid(65534) || ::setuid(65534)))
+                          ? "setuid failed"
+                          : fn();
+    auto n = ::write(pipefd[1], out.data(), out.size());
+    ::_exit(n == static_cast<ssize_t>(out.size()) ? 0 : 1);
+  }
+  ::close(pipefd[1]);
+  std::string got;
+  char buf[512];
+  ssize_t n;
+  while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
+  ::close(pipefd[0]);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  return got;
+}
+
+TEST(SpoolDirectory, UnreadableFolderIsIoError) {
+  test::TempDir d;
+  make_file(d / "spool" / "a", 1, 1);
+  make_file(d / "spool2" / "ok", 1, 1);
+  make_file(d / "spool2" / "locked" / "b", 1, 1);
+  fs::permissions(d.path(), fs::perms::owner_all | fs::perms::others_exec | fs::perms::group_exec);
+  fs::permissions(d / "spool", fs::perms::none);
+  fs::permissions(d / "spool2", fs::perms::owner_all | fs::perms::others_all);
+  fs::permissions(d / "spool2" / "locked", fs::perms::none);
+  auto report = [](const ProbeResult& r) {
+    std::string items;
+    for (const auto& s : r.samples)
+      if (s.name == "pacs_queue_items") items = std::to_string(static_cast<int>(s.value));
+    return std::string(to_string(r.reason)) + "|" + items + "|" + r.message;
+  };
+  std::string top = as_nobody([&] { return report(run(at((d / "spool")))); });
+  EXPECT_EQ(top.substr(0, top.find('|')), "io_error") << top;
+  EXPECT_NE(top.find("Permission denied"), std::string::npos) << top;
+
+  // A locked subfolder: still io_error (the admin must know part of the
+  // spool is invisible), with what could be counted.
+  SpoolOptions o = at((d / "spool2"));
+  o.recursive = true;
+  std::string sub = as_nobody([&] { return report(run(o)); });
+  EXPECT_EQ(sub.substr(0, sub.find("|", 10)), "io_error|1") << sub;
+  EXPECT_NE(sub.find("locked: Permission denied"), std::string::npos) << sub;
+  fs::permissions(d / "spool", fs::perms::owner_all);
+  fs::permissions(d / "spool2" / "locked", fs::perms::owner_all);
+}
+
+TEST(SpoolDirectory, DeadlineGivesPartialLowerBound) {
+  test::TempDir d;
+  for (int i = 0; i < 1000; ++i) make_file(d / ("f" + std::to_string(i)), 1, 10);
+  ProbeContext c;
+  c.deadline = Clock::now();  // already expired: the scan stops at its first check
+  auto r = SpoolDirectoryProbe(at(d.path())).run(c);
+  EXPECT_FALSE(r.success);
+  EXPECT_EQ(r.reason, Reason::io_timeout);
+  EXPECT_EQ(value(r, "pacs_queue_scan_partial"), 1);
+  EXPECT_LT(value(r, "pacs_queue_items"), 1000);
+  EXPECT_NE(r.message.find("lower bound"), std::string::npos);
+
+  std::atomic<bool> stop{true};
+  c = ctx_for(10s);
+  c.stop = &stop;
+  r = SpoolDirectoryProbe(at(d.path())).run(c);
+  EXPECT_EQ(value(r, "pacs_queue_scan_partial"), 1);
+  EXPECT_NE(r.message.find("shutdown"), std::string::npos) << r.message;
+
+  r = run(at(d.path()));
+  EXPECT_TRUE(r.success);
+  EXPECT_EQ(value(r, "pacs_queue_items"), 1000);
+  EXPECT_EQ(value(r, "pacs_queue_scan_partial"), 0);
+}
+
+void expect_config_error(const std::string& toml, const std::string& want) {
+  try {
+    parse_config(toml, "t.toml");
+    ADD_FAILURE() << "accepted: " << toml;
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), want);
+  }
+}
+
+TEST(QueueConfig, DirectoryTable) {
+  test::TempDir d;
+  make_file(d / "x" / "a.dcm", 3, 5);
+  auto cfg = parse_config("[[queue]]\nname = \"in\"\ntype = \"directory\"\npath = \"" + d.path().string() +
+                              "\"\npattern = \"*.dcm\"\nrecursive = true\nmax_depth = 2\ninclude_hidden = false\n",
+                          "t.toml");
+  ASSERT_EQ(cfg->probes.size(), 1u);
+  EXPECT_EQ(cfg->probes[0].probe, "queue_directory");
+  EXPECT_EQ(cfg->probes[0].reasons, directory_reasons());
+  auto r = cfg->probes[0].make()->run(ctx_for(5s));
+  EXPECT_EQ(value(r, "pacs_queue_items"), 1);
+
+  const std::string head = "[[queue]]\nname = \"q\"\n";
+  expect_config_error(head, "t.toml:1: queue[0]: missing required key \"type\"");
+  expect_config_error(head + "type = \"nfs\"\n",
+                      "t.toml:3: queue[0].type: unknown queue type \"nfs\" (known: directory, orthanc, dcm4chee, "
+                      "http_json)");
+  expect_config_error(head + "type = \"directory\"\npath = \"spool\"\n",
+                      "t.toml:4: queue[0].path: must be an absolute path");
+  expect_config_error(head + "type = \"directory\"\npath = \"/s\"\nmax_depth = 3\n",
+                      "t.toml:5: queue[0].max_depth: only applies with recursive = true");
+  expect_config_error(head + "type = \"directory\"\npath = \"/s\"\nrecursive = true\nmax_depth = 0\n",
+                      "t.toml:6: queue[0].max_depth: must be 1..64");
+  expect_config_error(head + "type = \"directory\"\npath = \"/s\"\npattern = \"a/*.dcm\"\n",
+                      "t.toml:5: queue[0].pattern: matches file names only; must not contain '/'");
+  expect_config_error(head + "type = \"directory\"\npath = \"/s\"\nurl = \"http://x\"\n",
+                      "t.toml:5: queue[0].url: unknown key");
+}
+
+}  // namespace
+}  // namespace pacs::queue
