@@ -1,0 +1,48 @@
+# Shared by scripts/demo and scripts/test. Sourced, not run.
+set -euo pipefail
+
+PACS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# Debian 12 packages the build, the tests and the demo need.
+PACS_PACKAGES=(
+  g++ cmake ninja-build pkg-config git python3 curl openssl ca-certificates
+  prometheus-cpp-dev libdcmtk-dev dcmtk libboost-dev libcurl4-openssl-dev
+  libtoml11-dev libgtest-dev nlohmann-json3-dev zlib1g-dev libssl-dev
+  orthanc prometheus prometheus-alertmanager
+  dpkg-dev file systemd
+)
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# Installs what is missing (idempotent: does nothing when all are present).
+install_packages() {
+  local missing=()
+  for p in "${PACS_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    log "all ${#PACS_PACKAGES[@]} Debian packages present"
+    return
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing packages: ${missing[*]} -- run as root (or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  log "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  # policy-rc.d keeps package scripts from starting services (orthanc,
+  # prometheus) on their default ports: tests start their own on free ports.
+  local prc=/usr/sbin/policy-rc.d had_prc=0
+  [ -e "$prc" ] && had_prc=1
+  [ $had_prc -eq 1 ] || { printf '#!/bin/sh\nexit 101\n' > "$prc"; chmod +x "$prc"; }
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+  [ $had_prc -eq 1 ] || rm -f "$prc"
+}
+
+# Configures and builds into $1 with extra cmake args.
+build_tree() {
+  local dir=$1; shift
+  cmake -S "$PACS_ROOT" -B "$dir" -G Ninja -DPACS_WERROR=ON "$@" >/dev/null
+  ninja -C "$dir"
+}
