@@ -135,8 +135,8 @@ std::string Agent::reload() {
     return e.what();
   }
   auto prev = config();
-  if (next->web.listen_addresses != prev->web.listen_addresses && opts_.listen_addresses.empty()) {
-    log_.warn("web.listen_address changed; it takes effect at the next restart");
+  if (!(next->web == prev->web)) {
+    log_.warn("[web] settings changed; they take effect at the next restart");
   }
   if (next->agent.max_concurrent_probes != prev->agent.max_concurrent_probes) {
     log_.warn("agent.max_concurrent_probes changed; it takes effect at the next restart");

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "agent/http_server.h"
 #include "probes/config_table.h"
 
 namespace pacs {
@@ -88,6 +89,30 @@ WebSettings parse_web(const toml::value& root) {
       if (!split_host_port(a, host, port)) wt.fail("listen_address", "invalid address \"" + a + "\" (want host:port)");
     }
     w.listen_addresses = addrs;
+  }
+  w.tls_cert_file = wt.string("tls_cert_file", "");
+  w.tls_key_file = wt.string("tls_key_file", "");
+  w.tls_client_ca_file = wt.string("tls_client_ca_file", "");
+  if (w.tls_cert_file.empty() != w.tls_key_file.empty()) {
+    wt.fail(w.tls_cert_file.empty() ? "tls_key_file" : "tls_cert_file", "tls_cert_file and tls_key_file go together");
+  }
+  if (!w.tls_client_ca_file.empty() && w.tls_cert_file.empty()) {
+    wt.fail("tls_client_ca_file", "needs tls_cert_file and tls_key_file");
+  }
+  if (!w.tls_cert_file.empty()) {
+    try {
+      check_tls_files(w.tls_cert_file, w.tls_key_file, w.tls_client_ca_file);
+    } catch (const std::exception& e) {
+      wt.fail("tls_cert_file", e.what());
+    }
+  }
+  if (auto users = wt.table("basic_auth_users")) {
+    for (const auto& user : users->keys()) {
+      std::string hash = users->string(user);
+      if (user.empty() || user.find(':') != std::string::npos) users->fail(user, "user names cannot be empty or contain ':'");
+      if (!is_bcrypt_hash(hash)) users->fail(user, "must be a bcrypt hash ($2a$/$2b$/$2y$, 60 characters), e.g. from htpasswd -nB");
+      w.basic_auth_users[user] = hash;
+    }
   }
   wt.check_unknown_keys();
   return w;

@@ -6,6 +6,7 @@
 // shared read-only between the scheduler, the HTTP server and /probe.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +17,10 @@ namespace pacs {
 
 struct WebSettings {
   std::vector<std::string> listen_addresses{"0.0.0.0:9727"};
+  // Optional TLS and basic auth for every endpoint (exporter-toolkit style).
+  std::string tls_cert_file, tls_key_file, tls_client_ca_file;
+  std::map<std::string, std::string> basic_auth_users;  // user -> bcrypt hash
+  bool operator==(const WebSettings&) const = default;
 };
 
 struct Config {

@@ -1,6 +1,11 @@
 #include "agent/http_server.h"
 
+#include <crypt.h>
+#include <openssl/evp.h>
 #include <zlib.h>
+
+#include <mutex>
+#include <set>
 
 #include <optional>
 #include <stdexcept>
@@ -8,9 +13,11 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include "agent/config.h"
 
@@ -21,12 +28,109 @@ namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
+namespace ssl = net::ssl;
+
+namespace {
+std::string sha256_hex(const std::string& in) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(in.data(), in.size(), md, &len, EVP_sha256(), nullptr);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out += hex[md[i] >> 4];
+    out += hex[md[i] & 15];
+  }
+  return out;
+}
+
+std::optional<std::string> base64_decode(std::string_view in) {
+  if (in.empty() || in.size() % 4 != 0 || in.size() > 4096) return std::nullopt;
+  std::string out(in.size() / 4 * 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
+                          static_cast<int>(in.size()));
+  if (n < 0) return std::nullopt;
+  size_t pad = 0;
+  if (in.back() == '=') ++pad;
+  if (in.size() > 1 && in[in.size() - 2] == '=') ++pad;
+  out.resize(static_cast<size_t>(n) - pad);
+  return out;
+}
+
+std::shared_ptr<ssl::context> make_tls_context(const HttpSecurity& sec) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                   ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+  beast::error_code ec;
+  ctx->use_certificate_chain_file(sec.tls_cert_file, ec);
+  if (ec) throw std::runtime_error("tls_cert_file " + sec.tls_cert_file + ": " + ec.message());
+  ctx->use_private_key_file(sec.tls_key_file, ssl::context::pem, ec);
+  if (ec) throw std::runtime_error("tls_key_file " + sec.tls_key_file + ": " + ec.message());
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+    throw std::runtime_error("tls_key_file " + sec.tls_key_file + " does not match tls_cert_file " + sec.tls_cert_file);
+  }
+  if (!sec.tls_client_ca_file.empty()) {
+    ctx->load_verify_file(sec.tls_client_ca_file, ec);
+    if (ec) throw std::runtime_error("tls_client_ca_file " + sec.tls_client_ca_file + ": " + ec.message());
+    ctx->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+  }
+  return ctx;
+}
+}  // namespace
+
+void check_tls_files(const std::string& cert, const std::string& key, const std::string& client_ca) {
+  HttpSecurity s;
+  s.tls_cert_file = cert;
+  s.tls_key_file = key;
+  s.tls_client_ca_file = client_ca;
+  make_tls_context(s);
+}
+
+bool is_bcrypt_hash(const std::string& h) {
+  return h.size() == 60 && (h.rfind("$2a$", 0) == 0 || h.rfind("$2b$", 0) == 0 || h.rfind("$2y$", 0) == 0);
+}
+
 struct HttpServer::Shared {
-  Shared(Logger& l, HttpHandler h, HttpLimits lim) : log(l), handler(std::move(h)), limits(lim) {}
+  Shared(Logger& l, HttpHandler h, HttpLimits lim, HttpSecurity sec)
+      : log(l), handler(std::move(h)), limits(lim), security(std::move(sec)) {
+    if (!security.tls_cert_file.empty()) tls = make_tls_context(security);
+  }
   Logger& log;
   HttpHandler handler;
   HttpLimits limits;
+  HttpSecurity security;
+  std::shared_ptr<ssl::context> tls;
   std::atomic<int> connections{0};
+
+  // bcrypt is deliberately slow (~50-100 ms): remember verified credentials
+  // (by SHA-256, never in clear) so a scraper pays it once.
+  bool authorized(const std::string& authorization) {
+    if (security.basic_auth_users.empty()) return true;
+    if (authorization.rfind("Basic ", 0) != 0) return false;
+    auto decoded = base64_decode(authorization.substr(6));
+    if (!decoded) return false;
+    auto colon = decoded->find(':');
+    if (colon == std::string::npos) return false;
+    std::string user = decoded->substr(0, colon), pass = decoded->substr(colon + 1);
+    auto it = security.basic_auth_users.find(user);
+    if (it == security.basic_auth_users.end()) return false;
+    std::string key = sha256_hex(user + '\0' + pass + '\0' + it->second);
+    {
+      std::lock_guard lock(cache_mu);
+      if (verified.count(key)) return true;
+    }
+    crypt_data data{};
+    const char* out = crypt_r(pass.c_str(), it->second.c_str(), &data);
+    bool ok = out && it->second == out;
+    if (ok) {
+      std::lock_guard lock(cache_mu);
+      if (verified.size() > 1000) verified.clear();
+      verified.insert(key);
+    }
+    return ok;
+  }
+  std::mutex cache_mu;
+  std::set<std::string> verified;
 };
 
 std::string gzip_compress(const std::string& in) {
@@ -77,26 +181,48 @@ bool accepts_gzip(const std::string& accept_encoding) {
   return part.find("q=0") == std::string::npos || part.find("q=0.") != std::string::npos;
 }
 
-class Session : public std::enable_shared_from_this<Session> {
+// Stream is beast::tcp_stream (plain HTTP) or beast::ssl_stream<beast::tcp_stream>.
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
  public:
-  Session(tcp::socket&& socket, std::shared_ptr<HttpServer::Shared> shared)
-      : stream_(std::move(socket)), shared_(std::move(shared)) {
+  template <class... ExtraArgs>
+  Session(tcp::socket&& socket, std::shared_ptr<HttpServer::Shared> shared, ExtraArgs&&... extra)
+      : stream_(std::move(socket), std::forward<ExtraArgs>(extra)...), shared_(std::move(shared)) {
     ++shared_->connections;
     beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
+    auto ep = lowest().socket().remote_endpoint(ec);
     if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
   }
   ~Session() { --shared_->connections; }
 
-  void run() { net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::do_read, shared_from_this())); }
+  void run() {
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if constexpr (kTls) {
+        self->lowest().expires_after(self->shared_->limits.read_timeout);
+        self->stream_.async_handshake(ssl::stream_base::server, [self](beast::error_code ec) {
+          if (ec) {
+            self->shared_->log.debug("TLS handshake failed", {{"remote", self->remote_}, {"err", ec.message()}});
+            return;
+          }
+          self->do_read();
+        });
+      } else {
+        self->do_read();
+      }
+    });
+  }
 
  private:
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
   void do_read() {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(shared_->limits.header_bytes));
     parser_->body_limit(shared_->limits.body_bytes);
-    stream_.expires_after(shared_->limits.read_timeout);
-    http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&Session::on_read, shared_from_this()));
+    lowest().expires_after(shared_->limits.read_timeout);
+    http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&Session::on_read, this->shared_from_this()));
   }
 
   void on_read(beast::error_code ec, std::size_t) {
@@ -140,8 +266,13 @@ class Session : public std::enable_shared_from_this<Session> {
     gzip_ok_ = accepts_gzip(r.header("accept-encoding"));
     head_ = req.method() == http::verb::head;
 
-    stream_.expires_after(shared_->limits.handler_timeout);
-    auto self = shared_from_this();
+    if (!shared_->authorized(r.header("authorization"))) {
+      HttpReply deny = HttpReply::text(401, "Unauthorized\n");
+      deny.headers.push_back({"WWW-Authenticate", "Basic realm=\"pacs-agent\", charset=\"UTF-8\""});
+      return write(std::move(deny));
+    }
+    lowest().expires_after(shared_->limits.handler_timeout);
+    auto self = this->shared_from_this();
     auto done = std::make_shared<std::atomic<bool>>(false);
     Respond respond = [self, done](HttpReply reply) {
       if (done->exchange(true)) return;  // exactly once
@@ -180,8 +311,8 @@ class Session : public std::enable_shared_from_this<Session> {
     res_.keep_alive(keep_alive_);
     res_.prepare_payload();
     if (head_) res_.body().clear();  // Content-Length stays that of the GET body
-    stream_.expires_after(shared_->limits.read_timeout);
-    http::async_write(stream_, res_, beast::bind_front_handler(&Session::on_write, shared_from_this(), !keep_alive_));
+    lowest().expires_after(shared_->limits.read_timeout);
+    http::async_write(stream_, res_, beast::bind_front_handler(&Session::on_write, this->shared_from_this(), !keep_alive_));
   }
 
   void on_write(bool close, beast::error_code ec, std::size_t) {
@@ -191,11 +322,16 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void do_close() {
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if constexpr (kTls) {
+      lowest().expires_after(std::chrono::seconds(5));
+      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {});
+    } else {
+      beast::error_code ec;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    }
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
@@ -217,7 +353,13 @@ struct HttpServer::Listener : std::enable_shared_from_this<HttpServer::Listener>
           beast::error_code ignored;
           socket.close(ignored);  // over the cap: refuse cheaply
         } else {
-          std::make_shared<Session>(std::move(socket), self->shared)->run();
+          if (self->shared->tls) {
+            std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), self->shared,
+                                                                             *self->shared->tls)
+                ->run();
+          } else {
+            std::make_shared<Session<beast::tcp_stream>>(std::move(socket), self->shared)->run();
+          }
         }
       }
       self->accept();
@@ -228,8 +370,9 @@ struct HttpServer::Listener : std::enable_shared_from_this<HttpServer::Listener>
   std::shared_ptr<Shared> shared;
 };
 
-HttpServer::HttpServer(net::io_context& ioc, Logger& log, HttpHandler handler, HttpLimits limits)
-    : ioc_(ioc), shared_(std::make_shared<Shared>(log, std::move(handler), limits)) {}
+HttpServer::HttpServer(net::io_context& ioc, Logger& log, HttpHandler handler, HttpLimits limits,
+                       HttpSecurity security)
+    : ioc_(ioc), shared_(std::make_shared<Shared>(log, std::move(handler), limits, std::move(security))) {}
 
 HttpServer::~HttpServer() { stop(); }
 

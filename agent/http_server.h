@@ -61,9 +61,25 @@ struct HttpLimits {
   int max_connections = 256;
 };
 
+// Optional transport security, as exporter-toolkit's web config offers:
+// TLS (optionally requiring client certificates) and HTTP basic auth with
+// bcrypt hashes. Applies to every endpoint.
+struct HttpSecurity {
+  std::string tls_cert_file, tls_key_file;  // both empty: plain HTTP
+  std::string tls_client_ca_file;           // set: clients must present a cert signed by it
+  std::map<std::string, std::string> basic_auth_users;  // user -> bcrypt hash; empty: no auth
+};
+
+// Validates the TLS files (readable, key matches cert); throws
+// std::runtime_error with the reason. Used by config validation too.
+void check_tls_files(const std::string& cert, const std::string& key, const std::string& client_ca);
+// True when `hash` is a bcrypt hash crypt(3) can verify ($2a$/$2b$/$2y$).
+bool is_bcrypt_hash(const std::string& hash);
+
 class HttpServer {
  public:
-  HttpServer(boost::asio::io_context& ioc, Logger& log, HttpHandler handler, HttpLimits limits = {});
+  HttpServer(boost::asio::io_context& ioc, Logger& log, HttpHandler handler, HttpLimits limits = {},
+             HttpSecurity security = {});
   ~HttpServer();
   // Binds "host:port" (port 0 = any) and starts accepting. Throws
   // std::runtime_error naming the address when it cannot.

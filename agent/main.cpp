@@ -148,9 +148,22 @@ int main(int argc, char** argv) {
   {
     pacs::Agent agent(log, {flags.config_file, flags.listen}, config);
     boost::asio::io_context ioc(1);
-    pacs::HttpServer server(ioc, log, [&agent](const pacs::HttpRequest& r, pacs::Respond respond) {
-      agent.handle(r, std::move(respond));
-    });
+    const auto& web = config->web;
+    pacs::HttpSecurity security{web.tls_cert_file, web.tls_key_file, web.tls_client_ca_file, web.basic_auth_users};
+    std::unique_ptr<pacs::HttpServer> server_ptr;
+    try {
+      server_ptr = std::make_unique<pacs::HttpServer>(
+          ioc, log, [&agent](const pacs::HttpRequest& r, pacs::Respond respond) { agent.handle(r, std::move(respond)); },
+          pacs::HttpLimits{}, security);
+    } catch (const std::exception& e) {
+      log.error("cannot set up TLS", {{"err", e.what()}});
+      return 1;
+    }
+    pacs::HttpServer& server = *server_ptr;
+    if (!web.tls_cert_file.empty()) log.info("TLS enabled for every endpoint");
+    if (!web.basic_auth_users.empty()) {
+      log.info("basic auth required for every endpoint", {{"users", std::to_string(web.basic_auth_users.size())}});
+    }
     try {
       for (const auto& a : agent.listen_addresses()) {
         server.listen(a);

@@ -9,7 +9,7 @@ PACS_PACKAGES=(
   prometheus-cpp-dev libdcmtk-dev dcmtk libboost-dev libcurl4-openssl-dev
   libtoml11-dev libgtest-dev nlohmann-json3-dev zlib1g-dev libssl-dev
   orthanc prometheus prometheus-alertmanager
-  dpkg-dev file systemd
+  libcrypt-dev dpkg-dev file systemd
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -1,7 +1,9 @@
 # Agent core: config, scheduler/result store, HTTP server.
 pacs_add_test(NAME config_test SOURCES unit/config_test.cpp LIBS pacs_agent_lib LABELS unit)
 pacs_add_test(NAME scheduler_test SOURCES unit/scheduler_test.cpp LIBS pacs_agent_lib LABELS unit)
-pacs_add_test(NAME http_server_test SOURCES unit/http_server_test.cpp LIBS pacs_agent_lib ZLIB::ZLIB LABELS unit)
+pacs_add_test(NAME http_server_test SOURCES unit/http_server_test.cpp LIBS pacs_agent_lib ZLIB::ZLIB OpenSSL::Crypto crypt LABELS unit)
 # The built binary, end to end (needs promtool from the Debian prometheus package).
 pacs_add_test(NAME agent_e2e_test SOURCES e2e/agent_e2e_test.cpp LABELS e2e TIMEOUT 300)
 add_dependencies(agent_e2e_test pacs-agent)
+pacs_add_test(NAME dicom_e2e_test SOURCES e2e/dicom_e2e_test.cpp LABELS e2e TIMEOUT 300)
+add_dependencies(dicom_e2e_test pacs-agent)

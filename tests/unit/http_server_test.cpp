@@ -4,6 +4,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <crypt.h>
+#include <openssl/evp.h>
 #include <zlib.h>
 
 #include <boost/asio/io_context.hpp>
@@ -12,6 +14,7 @@
 
 #include "agent/agent.h"
 #include "agent/http_server.h"
+#include "probes/config_table.h"
 #include "tests/support/support.h"
 
 namespace pacs {
@@ -217,6 +220,109 @@ TEST(HttpServer, ListenErrorsNameTheAddress) {
     EXPECT_EQ(std::string(e.what()), "cannot listen on " + taken + ": Address already in use");
   }
   EXPECT_THROW(b.listen("example.org:80"), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace pacs
+
+namespace pacs {
+namespace {
+
+std::string bcrypt(const std::string& password) {
+  char salt[64];
+  crypt_gensalt_rn("$2b$", 4, nullptr, 0, salt, sizeof salt);  // low cost: tests only
+  crypt_data d{};
+  return crypt_r(password.c_str(), salt, &d);
+}
+
+std::string basic(const std::string& user, const std::string& pass) {
+  std::string in = user + ":" + pass, out(4 * ((in.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
+                          static_cast<int>(in.size()));
+  out.resize(static_cast<size_t>(n));
+  return "Basic " + out;
+}
+
+TEST(HttpSecurity, BasicAuthProtectsEveryEndpoint) {
+  HttpSecurity sec;
+  sec.basic_auth_users["prometheus"] = bcrypt("s3cret");
+  ASSERT_TRUE(is_bcrypt_hash(sec.basic_auth_users["prometheus"]));
+  boost::asio::io_context ioc{1};
+  Logger log(LogLevel::error, [](std::string_view) {});
+  HttpServer server(ioc, log, [](const HttpRequest&, Respond r) { r(HttpReply::text(200, "ok")); }, {}, sec);
+  server.listen("127.0.0.1:0");
+  int port = server.bound_ports().at(0);
+  std::thread t([&] { ioc.run(); });
+  auto none = test::http_get(port, "/-/healthy");
+  EXPECT_EQ(none.status, 401);
+  EXPECT_EQ(none.headers["www-authenticate"], "Basic realm=\"pacs-agent\", charset=\"UTF-8\"");
+  EXPECT_EQ(test::http_get(port, "/metrics", {{"Authorization", basic("prometheus", "wrong")}}).status, 401);
+  EXPECT_EQ(test::http_get(port, "/metrics", {{"Authorization", basic("nobody", "s3cret")}}).status, 401);
+  EXPECT_EQ(test::http_get(port, "/metrics", {{"Authorization", "Basic !!notbase64"}}).status, 401);
+  EXPECT_EQ(test::http_get(port, "/metrics", {{"Authorization", basic("prometheus", "s3cret")}}).status, 200);
+  EXPECT_EQ(test::http_get(port, "/metrics", {{"Authorization", basic("prometheus", "s3cret")}}).status, 200);  // cached
+  boost::asio::post(ioc, [&] { server.stop(); });
+  ioc.stop();
+  t.join();
+}
+
+TEST(HttpSecurity, TlsServesHttpsAndRefusesPlainText) {
+  PACS_REQUIRE_PEER("openssl");
+  PACS_REQUIRE_PEER("curl");
+  test::TempDir dir;
+  std::string out;
+  ASSERT_EQ(test::run_command({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                               "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
+                               (dir / "key.pem").string(), "-out", (dir / "cert.pem").string()},
+                              &out),
+            0)
+      << out;
+  HttpSecurity sec;
+  sec.tls_cert_file = (dir / "cert.pem").string();
+  sec.tls_key_file = (dir / "key.pem").string();
+  EXPECT_NO_THROW(check_tls_files(sec.tls_cert_file, sec.tls_key_file, ""));
+  EXPECT_THROW(check_tls_files(sec.tls_cert_file, (dir / "missing.pem").string(), ""), std::runtime_error);
+  boost::asio::io_context ioc{1};
+  Logger log(LogLevel::error, [](std::string_view) {});
+  HttpServer server(ioc, log, [](const HttpRequest& r, Respond respond) { respond(HttpReply::text(200, "tls:" + r.path)); },
+                    {}, sec);
+  server.listen("127.0.0.1:0");
+  int port = server.bound_ports().at(0);
+  std::thread t([&] { ioc.run(); });
+  std::string url = "https://127.0.0.1:" + std::to_string(port) + "/metrics";
+  EXPECT_EQ(test::run_command({"curl", "-sS", "--max-time", "10", "--cacert", sec.tls_cert_file, url}, &out), 0) << out;
+  EXPECT_EQ(out, "tls:/metrics");
+  EXPECT_NE(test::run_command({"curl", "-sS", "--max-time", "10", url}, &out), 0) << "untrusted cert accepted";
+  auto plain = test::http_get(port, "/metrics");
+  EXPECT_EQ(plain.status, 0) << "plain HTTP answered on a TLS port";
+  boost::asio::post(ioc, [&] { server.stop(); });
+  ioc.stop();
+  t.join();
+}
+
+TEST(HttpSecurity, WebConfigValidation) {
+  try {
+    parse_config("[web]\n[web.basic_auth_users]\nalice = \"plaintext\"\n", "w.toml");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "w.toml:3: web.basic_auth_users.alice: must be a bcrypt hash ($2a$/$2b$/$2y$, 60 characters), e.g. from htpasswd -nB");
+  }
+  try {
+    parse_config("[web]\ntls_cert_file = \"/x.pem\"\n", "w.toml");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "w.toml:2: web.tls_cert_file: tls_cert_file and tls_key_file go together");
+  }
+  try {
+    parse_config("[web]\ntls_cert_file = \"/nonexistent/c.pem\"\ntls_key_file = \"/nonexistent/k.pem\"\n", "w.toml");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("w.toml:2: web.tls_cert_file: tls_cert_file /nonexistent/c.pem: ", 0), 0u)
+        << e.what();
+  }
+  auto c = parse_config("[web]\n[web.basic_auth_users]\nalice = \"" + bcrypt("pw") + "\"\n", "w.toml");
+  EXPECT_EQ(c->web.basic_auth_users.size(), 1u);
 }
 
 }  // namespace
