@@ -1,0 +1,301 @@
+#!/usr/bin/env python3
+"""Generates the provisionable Grafana dashboards in this folder (python3 stdlib).
+
+Edit the panels here, run `python3 dashboards/generate.py`, commit the JSON. The JSON is
+what Grafana loads and what scripts/check-dashboards lints and runs against Prometheus.
+Every query filters on $job and $instance and never aggregates `instance` away, so the
+dashboards work unchanged on one Prometheus, a federating one or VictoriaMetrics.
+"""
+import json
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DS = {"type": "prometheus", "uid": "${datasource}"}
+SEL = 'job=~"$job", instance=~"$instance", target=~"$target"'
+
+
+def var_datasource():
+    return {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
+            "current": {}, "hide": 0, "refresh": 1, "regex": "", "options": [], "skipUrlSync": False}
+
+
+def var_query(name, label, query, multi=True):
+    return {"name": name, "label": label, "type": "query", "datasource": DS,
+            "definition": query, "query": {"query": query, "refId": f"{name}-variable"},
+            "refresh": 2, "includeAll": True, "multi": multi, "allValue": ".*",
+            "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+            "options": [], "regex": "", "sort": 1, "hide": 0, "skipUrlSync": False}
+
+
+def templating(target_probe_re):
+    return {"list": [
+        var_datasource(),
+        var_query("job", "Job", "label_values(pacs_agent_build_info, job)"),
+        var_query("instance", "Agent (node)", 'label_values(pacs_agent_build_info{job=~"$job"}, instance)'),
+        var_query("target", "Target",
+                  f'label_values(pacs_probe_success{{job=~"$job", instance=~"$instance", probe=~"{target_probe_re}"}}, target)'),
+    ]}
+
+
+class Panels:
+    def __init__(self):
+        self.items, self.y, self.x, self.row_h, self.next_id = [], 0, 0, 0, 1
+
+    def add(self, kind, title, desc, unit, exprs, w=12, h=8, legend=None, options=None, mappings=None,
+            instant=False, fmt=None, thresholds=None, links=None, custom=None):
+        if self.x + w > 24:
+            self.x, self.y = 0, self.y + self.row_h
+            self.row_h = 0
+        targets = []
+        for i, e in enumerate(exprs if isinstance(exprs, list) else [exprs]):
+            expr, leg = (e if isinstance(e, tuple) else (e, legend))
+            t = {"datasource": DS, "expr": expr, "refId": chr(ord("A") + i), "range": not instant,
+                 "instant": instant}
+            if leg:
+                t["legendFormat"] = leg
+            if fmt:
+                t["format"] = fmt
+            targets.append(t)
+        defaults = {"unit": unit, "mappings": mappings or []}
+        if thresholds:
+            defaults["thresholds"] = {"mode": "absolute", "steps": thresholds}
+        if custom:
+            defaults["custom"] = custom
+        if links:
+            defaults["links"] = links
+        p = {"id": self.next_id, "type": kind, "title": title, "description": desc, "datasource": DS,
+             "gridPos": {"x": self.x, "y": self.y, "w": w, "h": h},
+             "fieldConfig": {"defaults": defaults, "overrides": []},
+             "options": options or {}, "targets": targets}
+        self.items.append(p)
+        self.next_id += 1
+        self.x += w
+        self.row_h = max(self.row_h, h)
+
+    def row(self, title):
+        self.x, self.y = 0, self.y + self.row_h
+        self.items.append({"id": self.next_id, "type": "row", "title": title, "collapsed": False,
+                           "gridPos": {"x": 0, "y": self.y, "w": 24, "h": 1}, "panels": []})
+        self.next_id += 1
+        self.y += 1
+        self.row_h = 0
+
+
+UPDOWN = [{"type": "value", "options": {"0": {"text": "DOWN", "color": "red"}, "1": {"text": "UP", "color": "green"}}}]
+OKFAIL = [{"type": "value", "options": {"0": {"text": "FAIL", "color": "red"}, "1": {"text": "OK", "color": "green"}}}]
+RG = [{"color": "red", "value": None}, {"color": "green", "value": 1}]
+GR = [{"color": "green", "value": None}, {"color": "red", "value": 1}]
+TS = {"legend": {"displayMode": "table", "placement": "right", "calcs": ["lastNotNull", "max"]},
+      "tooltip": {"mode": "multi", "sort": "desc"}}
+
+
+def ae_link(title="AE detail"):
+    return [{"title": title, "url": "/d/pacs-ae-detail?${__url_time_range}&var-datasource=${datasource}"
+             "&var-instance=${__field.labels.instance}&var-target=${__field.labels.target}"}]
+
+
+def storage_link():
+    return [{"title": "Storage and capacity", "url": "/d/pacs-storage-capacity?${__url_time_range}"
+             "&var-datasource=${datasource}&var-instance=${__field.labels.instance}&var-target=${__field.labels.target}"}]
+
+
+def dashboard(uid, title, desc, panels, target_probe_re):
+    return {
+        "id": None, "uid": uid, "title": title, "description": desc,
+        "tags": ["pacs", "pacs-agent"], "timezone": "browser", "editable": False,
+        "graphTooltip": 1, "schemaVersion": 39, "version": 1, "refresh": "30s",
+        "time": {"from": "now-6h", "to": "now"}, "timepicker": {},
+        "annotations": {"list": [{
+            "name": "PACS alerts", "enable": True, "datasource": DS, "iconColor": "red",
+            "expr": 'ALERTS{alertname=~"Pacs.*", alertstate="firing", job=~"$job", instance=~"$instance"}',
+            "titleFormat": "{{ alertname }}", "textFormat": "{{ instance }} {{ target }} ({{ severity }})",
+            "step": "1m", "useValueForTime": False}]},
+        "links": [{"title": "PACS dashboards", "type": "dashboards", "tags": ["pacs"], "asDropdown": False,
+                   "includeVars": True, "keepTime": True, "targetBlank": False, "icon": "external link"}],
+        "templating": templating(target_probe_re), "panels": panels.items,
+    }
+
+
+def fleet():
+    p = Panels()
+    p.row("Agents")
+    p.add("stat", "Agent scrape status", "up per agent: DOWN means Prometheus cannot scrape the agent "
+          "(agent or node down, PacsAgentDown). Every node monitored by a pacs-agent appears here.",
+          "none", 'up{job=~"$job", instance=~"$instance"}', w=12, h=5, legend="{{instance}}", instant=True,
+          mappings=UPDOWN, thresholds=RG, options={"colorMode": "background", "graphMode": "none",
+                                                    "reduceOptions": {"calcs": ["lastNotNull"]}, "textMode": "value_and_name"})
+    p.add("table", "Agent versions", "pacs_agent_build_info per agent: version, DCMTK version and compiler. "
+          "Mixed versions across the fleet show up here.", "none",
+          'pacs_agent_build_info{job=~"$job", instance=~"$instance"}', w=6, h=5, instant=True, fmt="table")
+    p.add("stat", "Config reload", "pacs_agent_config_last_reload_successful: FAIL means the last reload was "
+          "rejected and the previous configuration is still running (PacsAgentConfigReloadFailed).", "none",
+          'pacs_agent_config_last_reload_successful{job=~"$job", instance=~"$instance"}', w=6, h=5,
+          legend="{{instance}}", instant=True, mappings=OKFAIL, thresholds=RG,
+          options={"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"]}})
+    p.row("Probes")
+    p.add("state-timeline", "Probe status", "pacs_probe_success per node, check and target: green OK, red FAIL. "
+          "Click a row to open the AE detail dashboard.", "none",
+          f'pacs_probe_success{{{SEL}}}', w=24, h=10, legend="{{instance}} {{probe}} {{target}}",
+          mappings=OKFAIL, thresholds=RG, links=ae_link(),
+          options={"showValue": "never", "mergeValues": True, "rowHeight": 0.8})
+    p.add("bargauge", "Availability (5m)", "Share of successful probe runs over the last 5 minutes "
+          "(recording rule pacs:probe_success:avg5m), worst first.", "percentunit",
+          f'sort(pacs:probe_success:avg5m{{{SEL}}})', w=12, h=10, legend="{{instance}} {{probe}} {{target}}",
+          instant=True, thresholds=[{"color": "red", "value": None}, {"color": "orange", "value": 0.9},
+                                    {"color": "green", "value": 0.99}],
+          options={"displayMode": "lcd", "orientation": "horizontal", "reduceOptions": {"calcs": ["lastNotNull"]}},
+          links=ae_link())
+    p.add("bargauge", "Worst latencies (p90, 5m)", "The 10 slowest probes: 90th percentile of the run time "
+          "over 5 minutes (recording rule pacs:probe_run_duration_seconds:p90_5m).", "s",
+          f'topk(10, pacs:probe_run_duration_seconds:p90_5m{{{SEL}}})', w=12, h=10,
+          legend="{{instance}} {{probe}} {{target}}", instant=True,
+          thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 0.5}, {"color": "red", "value": 1}],
+          options={"displayMode": "gradient", "orientation": "horizontal", "reduceOptions": {"calcs": ["lastNotNull"]}},
+          links=ae_link())
+    p.add("timeseries", "Failures by reason", "Failed probe runs per second by reason code "
+          "(connection_refused, dimse_timeout, io_error, ...; see docs/metrics.md).", "ops",
+          f'sum by (job, instance, probe, target, reason) (rate(pacs_probe_failures_total{{{SEL}}}[$__rate_interval]))',
+          w=12, h=9, legend="{{instance}} {{target}} {{reason}}", options=TS,
+          custom={"drawStyle": "bars", "fillOpacity": 60, "stacking": {"mode": "normal"}})
+    p.add("timeseries", "Consecutive failed runs", "Failed runs in a row per probe "
+          "(pacs:probe_consecutive_failures); PacsDicomEchoFailing pages at 2.", "none",
+          f'pacs:probe_consecutive_failures{{{SEL}}}', w=12, h=9, legend="{{instance}} {{probe}} {{target}}",
+          options=TS)
+    p.add("timeseries", "Last run duration", "Wall time of each probe's last run (pacs_probe_duration_seconds).",
+          "s", f'pacs_probe_duration_seconds{{{SEL}}}', w=12, h=9, legend="{{instance}} {{probe}} {{target}}",
+          options=TS)
+    p.add("timeseries", "Skipped runs", "Runs not started because the previous one was still going "
+          "(PacsProbeRunsSkipped): the timeout is longer than the interval or the peer is slow.", "ops",
+          f'rate(pacs_probe_skipped_runs_total{{{SEL}}}[$__rate_interval])', w=12, h=9,
+          legend="{{instance}} {{probe}} {{target}}", options=TS)
+    p.add("table", "Firing PACS alerts", "Alerts from alerts/pacs-agent.rules.yml firing now on these agents "
+          "(ALERTS series of the Prometheus that evaluates the rules).", "none",
+          'ALERTS{alertname=~"Pacs.*", alertstate="firing", job=~"$job", instance=~"$instance"}', w=24, h=7,
+          instant=True, fmt="table")
+    return dashboard("pacs-fleet-overview", "PACS fleet overview",
+                     "Every PACS node and application entity: up/down, failure reasons, worst latencies.", p, ".*")
+
+
+def ae():
+    p = Panels()
+    s = f'{SEL}, probe=~"dicom_.*"'
+    p.add("state-timeline", "DICOM probe status", "pacs_probe_success per DICOM check (echo, find, worklist).",
+          "none", f'pacs_probe_success{{{s}}}', w=24, h=6, legend="{{instance}} {{probe}} {{target}}",
+          mappings=OKFAIL, thresholds=RG, options={"showValue": "never", "mergeValues": True})
+    p.add("timeseries", "Phase latencies", "Time spent in each phase of the last run: connect (TCP), "
+          "associate (A-ASSOCIATE), dimse (request to final response), release. Slow associate often "
+          "means reverse DNS or an overloaded PACS.", "s",
+          f'pacs_dicom_phase_duration_seconds{{{s}}}', w=12, h=9, legend="{{target}} {{probe}} {{phase}}",
+          options=TS, custom={"stacking": {"mode": "normal"}, "fillOpacity": 30})
+    p.add("timeseries", "Run duration percentiles", "p50/p90/p99 of the probe run time from the "
+          "pacs_probe_run_duration_seconds histogram.", "s",
+          [(f'histogram_quantile({q}, sum by (job, instance, probe, target, le) '
+            f'(rate(pacs_probe_run_duration_seconds_bucket{{{s}}}[$__rate_interval])))', f"p{int(q*100)} {{{{target}}}} {{{{probe}}}}")
+           for q in (0.5, 0.9, 0.99)], w=12, h=9, options=TS)
+    p.add("timeseries", "DIMSE status", "DIMSE status of the last final response (0 = success; 0xA700 out of "
+          "resources, 0xC000.. unable to process, 0xFE00 cancelled). Absent when no response came.", "none",
+          f'pacs_dicom_dimse_status{{{s}}}', w=12, h=8, legend="{{target}} {{probe}}", options=TS)
+    p.add("table", "Association rejects", "A-ASSOCIATE-RJ details after a reject: result (1 permanent, 2 "
+          "transient), source (1 user, 2 ACSE, 3 presentation), reason (7 = called AE title not recognized, "
+          "3 = calling AE title not recognized).", "none",
+          [(f'pacs_dicom_association_reject_result{{{s}}}', "result"),
+           (f'pacs_dicom_association_reject_source{{{s}}}', "source"),
+           (f'pacs_dicom_association_reject_reason{{{s}}}', "reason")], w=12, h=8, instant=True, fmt="table")
+    p.add("timeseries", "Failures by reason", "Failed DICOM probe runs per second by reason code.", "ops",
+          f'sum by (job, instance, probe, target, reason) (rate(pacs_probe_failures_total{{{s}}}[$__rate_interval]))',
+          w=12, h=8, legend="{{target}} {{probe}} {{reason}}", options=TS,
+          custom={"drawStyle": "bars", "fillOpacity": 60, "stacking": {"mode": "normal"}})
+    p.add("timeseries", "C-FIND matches", "Matches (pending responses) returned by the canary C-FIND and "
+          "worklist items; counts only, never patient data. PacsDicomQueryNoMatches compares them with "
+          "the expectations in alerts/pacs-expectations.rules.yml.", "none",
+          [(f'pacs_dicom_find_matches{{{SEL}}}', "{{target}} matches"),
+           (f'pacs_dicom_worklist_items{{{SEL}}}', "{{target}} worklist items")], w=12, h=8, options=TS)
+    p.add("timeseries", "C-FIND first response", "Time from the C-FIND request to the first response: the "
+          "archive's database query time.", "s", f'pacs_dicom_find_first_response_seconds{{{SEL}}}',
+          w=12, h=8, legend="{{target}}", options=TS)
+    p.add("stat", "TLS certificate validity", "Time until the DICOM-TLS certificate of the peer expires "
+          "(PacsDicomTlsCertificateExpiring: warning under 14 days, critical under 3).", "s",
+          f'pacs_dicom_tls_cert_expiry_timestamp_seconds{{{s}}} - time()', w=12, h=8, legend="{{target}}",
+          instant=True, thresholds=[{"color": "red", "value": None}, {"color": "orange", "value": 259200},
+                                    {"color": "green", "value": 1209600}],
+          options={"colorMode": "value", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"]}})
+    return dashboard("pacs-ae-detail", "PACS application entity detail",
+                     "One DICOM application entity: phase latencies, DIMSE status, rejects, C-FIND matches.",
+                     p, "dicom_.*")
+
+
+def storage():
+    p = Panels()
+    fs = f'{SEL}, probe="filesystem"'
+    q = f'{SEL}, probe=~"queue_.*"'
+    p.row("Volumes")
+    p.add("bargauge", "Days until full", "Days until the volume's available space reaches 0 at the growth "
+          "rate of the last 6 hours (pacs:filesystem_days_until_full); only growing volumes are shown.", "d",
+          f'sort(pacs:filesystem_days_until_full{{{fs}}})', w=8, h=8, legend="{{instance}} {{target}}",
+          instant=True, thresholds=[{"color": "red", "value": None}, {"color": "orange", "value": 7},
+                                    {"color": "green", "value": 30}],
+          options={"displayMode": "lcd", "orientation": "horizontal", "reduceOptions": {"calcs": ["lastNotNull"]}},
+          links=storage_link())
+    p.add("bargauge", "Space available", "Share of the volume available to the PACS user "
+          "(avail / size; PacsFilesystemAlmostOutOfSpace warns under 10%).", "percentunit",
+          f'sort(pacs:filesystem_avail:ratio{{{fs}}})', w=8, h=8, legend="{{instance}} {{target}}",
+          instant=True, thresholds=[{"color": "red", "value": None}, {"color": "orange", "value": 0.1},
+                                    {"color": "green", "value": 0.2}],
+          options={"displayMode": "lcd", "orientation": "horizontal", "reduceOptions": {"calcs": ["lastNotNull"]}})
+    p.add("bargauge", "Growth per day", "Bytes consumed per day, from the 6-hour trend of available space "
+          "(pacs:filesystem_growth_bytes:per_day; negative = space being freed).", "bytes",
+          f'pacs:filesystem_growth_bytes:per_day{{{fs}}}', w=8, h=8, legend="{{instance}} {{target}}",
+          instant=True, options={"displayMode": "gradient", "orientation": "horizontal",
+                                 "reduceOptions": {"calcs": ["lastNotNull"]}})
+    p.add("timeseries", "Available space", "pacs_filesystem_avail_bytes over time with the volume size.",
+          "bytes", [(f'pacs_filesystem_avail_bytes{{{fs}}}', "{{instance}} {{target}} available"),
+                    (f'pacs_filesystem_size_bytes{{{fs}}}', "{{instance}} {{target}} size")], w=12, h=8, options=TS)
+    p.add("timeseries", "Inodes free", "Share of free inodes (one DICOM instance = one file); volumes without "
+          "an inode table are left out.", "percentunit",
+          f'pacs_filesystem_files_free{{{fs}}} / (pacs_filesystem_files{{{fs}}} > 0)', w=12, h=8,
+          legend="{{instance}} {{target}}", options=TS)
+    p.add("state-timeline", "Read-only and stuck mounts", "pacs_filesystem_readonly (1 = mounted read-only) "
+          "and pacs_filesystem_stuck (1 = statvfs has not returned, e.g. hung NFS).", "none",
+          [(f'pacs_filesystem_readonly{{{fs}}}', "{{instance}} {{target}} read-only"),
+           (f'pacs_filesystem_stuck{{{fs}}}', "{{instance}} {{target}} stuck")], w=24, h=6, mappings=[
+              {"type": "value", "options": {"0": {"text": "no", "color": "green"}, "1": {"text": "YES", "color": "red"}}}],
+          thresholds=GR, options={"showValue": "never", "mergeValues": True})
+    p.row("Queues")
+    p.add("timeseries", "Queue depth", "Items still to be processed per queue (spool files, pending/running "
+          "jobs; pacs:queue_backlog_items).", "none", f'pacs:queue_backlog_items{{{q}}}', w=12, h=8,
+          legend="{{instance}} {{target}}", options=TS)
+    p.add("timeseries", "Oldest item age", "Age of the oldest waiting item / pending job "
+          "(PacsQueueOldestItemTooOld: warning over 1 h, critical over 4 h).", "s",
+          f'pacs_queue_oldest_item_age_seconds{{{q}}}', w=12, h=8, legend="{{instance}} {{target}}", options=TS)
+    p.add("timeseries", "Jobs by state", "pacs_queue_items by state for job engines (Orthanc, dcm4chee): "
+          "Pending, Running, Success, Failure, ...", "none", f'pacs_queue_items{{{q}, state!=""}}', w=12, h=8,
+          legend="{{instance}} {{target}} {{state}}", options=TS)
+    p.add("timeseries", "Failed jobs", "Jobs in a failed state (pacs:queue_failed_items); PacsQueueFailedJobsRising "
+          "warns when 3 or more are added within an hour.", "none", f'pacs:queue_failed_items{{{q}}}', w=12, h=8,
+          legend="{{instance}} {{target}}", options=TS)
+    p.add("timeseries", "Spool size", "Bytes waiting in spool directories (pacs_queue_bytes).", "bytes",
+          f'pacs_queue_bytes{{{q}}}', w=12, h=8, legend="{{instance}} {{target}}", options=TS)
+    p.row("Archive contents")
+    p.add("stat", "Archive studies", "Studies in the archive (Orthanc /statistics).", "none",
+          f'pacs_archive_studies{{{q}}}', w=6, h=6, legend="{{instance}} {{target}}", instant=True,
+          options={"graphMode": "area", "reduceOptions": {"calcs": ["lastNotNull"]}})
+    p.add("stat", "Archive instances", "DICOM instances (images) in the archive.", "none",
+          f'pacs_archive_instances{{{q}}}', w=6, h=6, legend="{{instance}} {{target}}", instant=True,
+          options={"graphMode": "area", "reduceOptions": {"calcs": ["lastNotNull"]}})
+    p.add("timeseries", "Archive growth", "Studies and instances stored over time.", "none",
+          [(f'pacs_archive_studies{{{q}}}', "{{target}} studies"),
+           (f'pacs_archive_instances{{{q}}}', "{{target}} instances")], w=6, h=6, options=TS)
+    p.add("stat", "Archive stored bytes", "Bytes the archive reports as stored (after compression).", "bytes",
+          f'pacs_archive_stored_bytes{{{q}}}', w=6, h=6, legend="{{instance}} {{target}}", instant=True,
+          options={"graphMode": "area", "reduceOptions": {"calcs": ["lastNotNull"]}})
+    return dashboard("pacs-storage-capacity", "PACS storage and capacity",
+                     "Volumes (days until full, growth), queues (depth, oldest age, failures) and archive contents.",
+                     p, "filesystem|queue_.*")
+
+
+if __name__ == "__main__":
+    for d in (fleet(), ae(), storage()):
+        with open(os.path.join(HERE, d["uid"] + ".json"), "w", encoding="utf-8") as f:
+            json.dump(d, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+        print("wrote", d["uid"] + ".json")
