@@ -3,7 +3,9 @@
 // Speed matters (a stuck router can leave 100,000 files behind): one
 // opendir/readdir pass per folder, d_type to avoid stat calls for folders
 // and for names the pattern rejects, and one fstatat per counted file
-// (relative to the open folder, so no path building).
+// (relative to the open folder, so no path building). The fstatat calls
+// dominate (readdir of 100k names: ~30 ms, their stats: ~150 ms here), so a
+// big folder's names are stat-ed in batches split over two threads.
 #include <dirent.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -12,6 +14,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <system_error>
+#include <thread>
+#include <vector>
 
 #include "probes/queue/queue.h"
 
@@ -31,6 +36,7 @@ class Scanner {
       ::close(fd);
       return;
     }
+    std::vector<std::string> batch;  // regular files of this folder, not yet stat-ed
     while (!out_.partial) {
       if ((++visited_ & 63) == 0 && (ctx_.expired() || ctx_.stopping())) {
         out_.partial = true;
@@ -56,6 +62,11 @@ class Scanner {
       if (!o_.pattern.empty() && ::fnmatch(o_.pattern.c_str(), name, 0) != 0) {
         if (type == DT_REG) continue;  // DT_UNKNOWN may still be a folder
       }
+      if (type == DT_REG) {
+        batch.emplace_back(name);
+        if (batch.size() >= kBatch) flush(::dirfd(d), rel, batch);
+        continue;
+      }
       struct stat st;
       if (::fstatat(::dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
         if (errno != ENOENT) note_error(errno, join(rel, name));  // ENOENT: consumed meanwhile
@@ -67,18 +78,81 @@ class Scanner {
       }
       if (!S_ISREG(st.st_mode)) continue;
       if (!o_.pattern.empty() && ::fnmatch(o_.pattern.c_str(), name, 0) != 0) continue;
-      ++out_.items;
-      out_.bytes += static_cast<std::uint64_t>(st.st_size);
-      std::int64_t mt = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-      if (!out_.has_oldest || mt < out_.oldest_mtime_ns) {
-        out_.has_oldest = true;
-        out_.oldest_mtime_ns = mt;
-      }
+      count(out_, st);
     }
+    flush(::dirfd(d), rel, batch);
     ::closedir(d);
   }
 
  private:
+  static constexpr size_t kBatch = 16384;     // names held before stat-ing them
+  static constexpr size_t kParallelMin = 4096;  // below this one thread is as fast
+
+  static void count(SpoolScan& out, const struct stat& st) {
+    ++out.items;
+    out.bytes += static_cast<std::uint64_t>(st.st_size);
+    std::int64_t mt = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+    if (!out.has_oldest || mt < out.oldest_mtime_ns) {
+      out.has_oldest = true;
+      out.oldest_mtime_ns = mt;
+    }
+  }
+
+  // Stats names[begin, end) (regular files per d_type) into `out`.
+  void stat_range(int dfd, const std::string& rel, const std::vector<std::string>& names, size_t begin, size_t end,
+                  SpoolScan& out) const {
+    for (size_t i = begin; i < end; ++i) {
+      if (((i - begin) & 63) == 63 && (ctx_.expired() || ctx_.stopping())) {
+        out.partial = true;
+        return;
+      }
+      struct stat st;
+      if (::fstatat(dfd, names[i].c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno != ENOENT && out.err == 0) {  // ENOENT: consumed meanwhile
+          out.err = errno;
+          out.err_where = join(rel, names[i].c_str());
+        }
+        continue;
+      }
+      if (S_ISREG(st.st_mode)) count(out, st);  // it may have been replaced meanwhile
+    }
+  }
+
+  void merge(const SpoolScan& part) {
+    out_.items += part.items;
+    out_.bytes += part.bytes;
+    if (part.has_oldest && (!out_.has_oldest || part.oldest_mtime_ns < out_.oldest_mtime_ns)) {
+      out_.has_oldest = true;
+      out_.oldest_mtime_ns = part.oldest_mtime_ns;
+    }
+    out_.partial = out_.partial || part.partial;
+    if (out_.err == 0 && part.err != 0) {
+      out_.err = part.err;
+      out_.err_where = part.err_where;
+    }
+  }
+
+  void flush(int dfd, const std::string& rel, std::vector<std::string>& names) {
+    if (names.empty() || out_.partial) {
+      names.clear();
+      return;
+    }
+    SpoolScan a, b;
+    const size_t mid = names.size() / 2;
+    std::thread helper;
+    if (names.size() >= kParallelMin) {
+      try {
+        helper = std::thread([&] { stat_range(dfd, rel, names, mid, names.size(), b); });
+      } catch (const std::system_error&) {
+      }
+    }
+    stat_range(dfd, rel, names, 0, helper.joinable() ? mid : names.size(), a);
+    if (helper.joinable()) helper.join();
+    merge(a);
+    merge(b);
+    names.clear();
+  }
+
   static std::string join(const std::string& rel, const char* name) {
     return rel.empty() ? std::string(name) : rel + "/" + name;
   }

@@ -202,6 +202,25 @@ TEST(SpoolDirectory, UnreadableFolderIsIoError) {
   fs::permissions(d / "spool2" / "locked", fs::perms::owner_all);
 }
 
+TEST(SpoolDirectory, BigFolderStatedInParallelStillExact) {
+  // Above the size where the scan splits its fstatat calls over two threads.
+  test::TempDir d;
+  std::uint64_t bytes = 0;
+  for (int i = 0; i < 6000; ++i) {
+    size_t size = static_cast<size_t>(i % 5);
+    make_file(d / ("f" + std::to_string(i)), size, i == 4321 ? 86400 : 60);
+    bytes += size;
+  }
+  make_file(d / "skip.tmp", 100, 999999);
+  SpoolOptions o = at(d.path());
+  o.pattern = "f*";
+  auto r = run(o);
+  ASSERT_TRUE(r.success) << r.message;
+  EXPECT_EQ(value(r, "pacs_queue_items"), 6000);
+  EXPECT_EQ(value(r, "pacs_queue_bytes"), static_cast<double>(bytes));
+  EXPECT_NEAR(value(r, "pacs_queue_oldest_item_age_seconds"), 86400, 3);
+}
+
 TEST(SpoolDirectory, DeadlineGivesPartialLowerBound) {
   test::TempDir d;
   for (int i = 0; i < 1000; ++i) make_file(d / ("f" + std::to_string(i)), 1, 10);
