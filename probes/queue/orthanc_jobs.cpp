@@ -1,6 +1,7 @@
 // type = "orthanc": Orthanc's jobs engine (GET /jobs?expand) and archive
 // contents (GET /statistics). Counts only: nothing from a job's content
 // (resource IDs, patient data) leaves this file.
+#include <algorithm>
 #include <cctype>
 #include <ctime>
 #include <map>
