@@ -37,7 +37,10 @@ add_test(NAME package_systemd_unit
           --binary $<TARGET_FILE:pacs-agent>)
 add_test(NAME package_systemd_unit_catches_violations
   COMMAND sh ${PROJECT_SOURCE_DIR}/tests/e2e/deploy_fixture_test.sh ${PROJECT_SOURCE_DIR})
-set_tests_properties(package_systemd_unit package_systemd_unit_catches_violations
+# The shipped example config must be valid for the agent it ships with.
+add_test(NAME package_example_config
+  COMMAND $<TARGET_FILE:pacs-agent> --config.check --config.file=${PROJECT_SOURCE_DIR}/deploy/pacs-agent.toml)
+set_tests_properties(package_systemd_unit package_systemd_unit_catches_violations package_example_config
   PROPERTIES LABELS package TIMEOUT 60)
 
 # End to end: real Orthanc, agent, Prometheus with our rules, Alertmanager, webhook sink.
