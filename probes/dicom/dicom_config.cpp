@@ -1,10 +1,167 @@
-// PLACEHOLDER until the dicom probe kind lands: rejects every [[dicom]] table.
-#include "probes/dicom/dicom.h"
+// [[dicom]] table -> one ProbeSpec per check (dicom_echo, dicom_find,
+// dicom_worklist). Every default lives here; README.md lists them.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include "dcmtk/config/osconfig.h"
+#include "dcmtk/dcmdata/dcdict.h"
+#include "dcmtk/dcmdata/dctag.h"
+
+#include "probes/dicom/dicom_probe.h"
 
 namespace pacs::dicom {
-std::vector<ProbeSpec> parse_target(const ConfigTable& table, const TargetCommon&, const AgentSettings&) {
-  table.fail_table("probe kind not implemented yet");
+
+namespace {
+
+// DICOM AE titles (PS3.5 6.2): 1..16 characters of the default repertoire,
+// no backslash, not only spaces.
+bool valid_ae_title(const std::string& s) {
+  if (s.empty() || s.size() > 16) return false;
+  bool non_space = false;
+  for (unsigned char c : s) {
+    if (c < 0x20 || c > 0x7e || c == '\\') return false;
+    if (c != ' ') non_space = true;
+  }
+  return non_space;
 }
-void global_init(Logger&) {}
-void global_shutdown() {}
+
+std::string read_ae(const ConfigTable& t, std::string_view key, std::optional<std::string> def) {
+  auto v = def ? t.string(key, *def) : t.string(key);
+  if (!valid_ae_title(v)) t.fail(key, "must be 1..16 printable ASCII characters without backslash");
+  return v;
+}
+
+// DCMTK 3.6.7 splits "host:port" on the first ':' and connects over IPv4
+// only, so IPv6 literals cannot work; say so instead of failing at run time.
+void validate_host(const ConfigTable& t, const std::string& host) {
+  if (host.empty()) t.fail("host", "must not be empty");
+  if (host.find(':') != std::string::npos) {
+    t.fail("host", "must be an IPv4 address or a host name (DCMTK 3.6.7 does not connect over IPv6)");
+  }
+  for (unsigned char c : host) {
+    if (!std::isalnum(c) && c != '.' && c != '-' && c != '_') {
+      t.fail("host", "must be an IPv4 address or a host name");
+    }
+  }
+}
+
+std::vector<Check> read_checks(const ConfigTable& t) {
+  auto names = t.string_array("checks", {"echo"});
+  if (names.empty()) t.fail("checks", "must not be empty (valid: echo, find, worklist)");
+  std::vector<Check> out;
+  for (const auto& n : names) {
+    Check c;
+    if (n == "echo") c = Check::echo;
+    else if (n == "find") c = Check::find;
+    else if (n == "worklist") c = Check::worklist;
+    else t.fail("checks", "unknown check \"" + n + "\" (valid: echo, find, worklist)");
+    if (std::find(out.begin(), out.end(), c) != out.end()) t.fail("checks", "duplicate check \"" + n + "\"");
+    out.push_back(c);
+  }
+  return out;
+}
+
+bool dictionary_loaded() { return dcmDataDict.isDictionaryLoaded(); }
+
+std::vector<QueryKey> read_keys(const ConfigTable& parent, std::vector<QueryKey> def) {
+  auto kt = parent.table("keys");
+  if (!kt) return def;
+  if (!dictionary_loaded()) {
+    parent.fail("keys", "cannot check attribute names: the DICOM data dictionary is not loaded (set DCMDICTPATH)");
+  }
+  std::vector<QueryKey> out;
+  for (const auto& k : kt->keys()) {
+    auto v = kt->optional_string(k);  // marks the key read; fails when not a string
+    DcmTag tag;
+    if (DcmTag::findTagFromName(k.c_str(), tag).bad()) {
+      kt->fail(k, "unknown DICOM attribute \"" + k + "\" (not in the DCMTK data dictionary; use keywords such as StudyDate)");
+    }
+    if (tag.getEVR() == EVR_SQ) kt->fail(k, "sequence attributes cannot be matching keys");
+    out.push_back({k, *v});
+  }
+  return out;
+}
+
+FindOptions read_find(const ConfigTable& t) {
+  FindOptions f;
+  f.keys = {{"StudyDate", "today"}};
+  auto ft = t.table("find");
+  if (!ft) return f;
+  auto level = ft->string("level", "STUDY");
+  if (level == "STUDY") f.level = FindOptions::Level::study;
+  else if (level == "PATIENT") f.level = FindOptions::Level::patient;
+  else ft->fail("level", "must be \"STUDY\" or \"PATIENT\"");
+  auto def_model = f.level == FindOptions::Level::patient ? "patient_root" : "study_root";
+  auto model = ft->string("model", def_model);
+  if (model == "study_root") f.model = FindOptions::Model::study_root;
+  else if (model == "patient_root") f.model = FindOptions::Model::patient_root;
+  else ft->fail("model", "must be \"study_root\" or \"patient_root\"");
+  if (f.level == FindOptions::Level::patient && f.model == FindOptions::Model::study_root) {
+    ft->fail("model", "level \"PATIENT\" needs model \"patient_root\" (Study Root has no PATIENT level)");
+  }
+  f.keys = read_keys(*ft, {});
+  return f;
+}
+
+WorklistOptions read_worklist(const ConfigTable& t) {
+  WorklistOptions w;
+  w.keys = {{"ScheduledProcedureStepStartDate", "today"}};
+  auto wt = t.table("worklist");
+  if (!wt) return w;
+  w.keys = read_keys(*wt, {});
+  return w;
+}
+
+std::string read_file_key(const ConfigTable& t, std::string_view key, bool required) {
+  auto v = required ? std::optional<std::string>(t.string(key)) : t.optional_string(key);
+  if (!v) return {};
+  if (v->empty()) t.fail(key, "must not be empty");
+  if (::access(v->c_str(), R_OK) != 0) t.fail(key, "cannot read \"" + *v + "\"");
+  return *v;
+}
+
+std::optional<TlsOptions> read_tls(const ConfigTable& t) {
+  auto tt = t.table("tls");
+  if (!tt) return std::nullopt;
+  TlsOptions o;
+  o.ca_file = read_file_key(*tt, "ca_file", true);
+  o.cert_file = read_file_key(*tt, "cert_file", false);
+  o.key_file = read_file_key(*tt, "key_file", false);
+  if (o.cert_file.empty() != o.key_file.empty()) {
+    tt->fail(o.cert_file.empty() ? "key_file" : "cert_file", "cert_file and key_file go together: set both or neither");
+  }
+  o.verify_peer = tt->boolean("verify_peer", true);
+  return o;
+}
+
+}  // namespace
+
+std::vector<ProbeSpec> parse_target(const ConfigTable& table, const TargetCommon& common,
+                                    const AgentSettings& agent) {
+  DicomOptions o;
+  o.host = table.string("host");
+  validate_host(table, o.host);
+  o.port = static_cast<int>(table.integer("port", 104, 1, 65535));
+  o.called_ae_title = read_ae(table, "called_ae_title", std::nullopt);
+  o.calling_ae_title = read_ae(table, "calling_ae_title", agent.calling_ae_title);
+  o.checks = read_checks(table);
+  auto has = [&](Check c) { return std::find(o.checks.begin(), o.checks.end(), c) != o.checks.end(); };
+  if (table.has("find") && !has(Check::find)) table.fail("find", "settings for \"find\" but \"find\" is not in checks");
+  if (table.has("worklist") && !has(Check::worklist)) {
+    table.fail("worklist", "settings for \"worklist\" but \"worklist\" is not in checks");
+  }
+  o.find = read_find(table);
+  o.worklist = read_worklist(table);
+  o.tls = read_tls(table);
+
+  std::vector<ProbeSpec> specs;
+  for (Check c : o.checks) {
+    specs.push_back(make_spec(std::string(probe_name(c)), common, table, reasons_for(o.tls.has_value()),
+                              [o, c] { return std::make_unique<DicomProbe>(o, c); }));
+  }
+  return specs;
+}
+
 }  // namespace pacs::dicom

@@ -1,0 +1,504 @@
+#include "probes/dicom/association.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <ctime>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "dcmtk/dcmnet/cond.h"
+#include "dcmtk/dcmnet/dcmlayer.h"
+#include "dcmtk/dcmnet/dcmtrans.h"
+#include "dcmtk/dcmtls/tlslayer.h"
+#include "dcmtk/ofstd/ofstd.h"
+
+#include <openssl/asn1.h>
+#include <openssl/x509.h>
+
+namespace pacs::dicom {
+
+using namespace std::chrono_literals;
+
+namespace {
+
+std::atomic<bool> g_signal_installed{false};
+int interrupt_signal() { return SIGRTMIN + 7; }
+void on_interrupt_signal(int) {}  // its only job is to make select()/connect() return EINTR
+
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Watchdog: one thread for the whole process, a queue of armed associations
+// ordered by deadline.
+
+struct DicomAssociation::Guard {
+  std::mutex mu;               // guards the fields below against the watchdog
+  pthread_t owner{};           // probe thread, signalled while connecting
+  bool connecting = false;
+  int fd = -1;                 // our dup of DCMTK's socket; closed by ~Guard
+  bool fired = false;          // the watchdog acted (deadline passed)
+  bool connected = false;
+  Clock::time_point connected_at{};
+  // Owned by the watchdog (under its mutex).
+  Clock::time_point scheduled{};
+  bool queued = false;
+
+  ~Guard() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+namespace {
+
+using Guard = DicomAssociation::Guard;
+
+class Watchdog {
+ public:
+  static Watchdog& instance() {
+    static Watchdog* w = new Watchdog;  // never destroyed: detached users may outlive statics
+    return *w;
+  }
+
+  void arm(Guard* g, Clock::time_point when) {
+    std::lock_guard lk(mu_);
+    if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
+    g->scheduled = when;
+    g->queued = true;
+    bool first = queue_.empty() || when < queue_.begin()->first;
+    queue_.insert({when, g});
+    if (first) cv_.notify_one();
+  }
+
+  // Moves the guard's deadline earlier (never later).
+  void tighten(Guard* g, Clock::time_point when) {
+    std::lock_guard lk(mu_);
+    if (!g->queued || when >= g->scheduled) return;
+    queue_.erase({g->scheduled, g});
+    g->scheduled = when;
+    queue_.insert({when, g});
+    cv_.notify_one();
+  }
+
+  // After this returns the watchdog never touches `g` again.
+  void disarm(Guard* g) {
+    std::lock_guard lk(mu_);
+    if (g->queued) queue_.erase({g->scheduled, g});
+    g->queued = false;
+  }
+
+  void stop() {
+    std::thread t;
+    {
+      std::lock_guard lk(mu_);
+      stop_ = true;
+      cv_.notify_one();
+      t = std::move(thread_);
+    }
+    if (t.joinable()) t.join();
+    std::lock_guard lk(mu_);
+    stop_ = false;
+  }
+
+ private:
+  void loop() {
+    std::unique_lock lk(mu_);
+    while (!stop_) {
+      if (queue_.empty()) {
+        cv_.wait(lk);
+        continue;
+      }
+      auto it = queue_.begin();
+      auto now = Clock::now();
+      if (it->first > now) {
+        cv_.wait_until(lk, it->first);
+        continue;
+      }
+      Guard* g = it->second;
+      queue_.erase(it);
+      bool done = false;
+      {
+        std::lock_guard gl(g->mu);
+        g->fired = true;
+        if (g->fd >= 0) {
+          // Ends any blocked read/write/handshake on the association at once.
+          ::shutdown(g->fd, SHUT_RDWR);
+          done = true;
+        } else if (g->connecting && g_signal_installed.load()) {
+          ::pthread_kill(g->owner, interrupt_signal());
+        }
+      }
+      if (done) {
+        g->queued = false;
+      } else {
+        // Not connected yet (or between phases): look again shortly, until
+        // the socket appears or the association is disarmed.
+        g->scheduled = now + 10ms;
+        queue_.insert({g->scheduled, g});
+      }
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::set<std::pair<Clock::time_point, Guard*>> queue_;
+  std::thread thread_;
+  bool stop_ = false;
+};
+
+void note_connected(Guard* g, DcmNativeSocketType s) {
+  std::lock_guard lk(g->mu);
+  g->connected_at = Clock::now();
+  g->connected = true;
+  g->connecting = false;
+  g->fd = ::fcntl(s, F_DUPFD_CLOEXEC, 0);
+  if (g->fired && g->fd >= 0) ::shutdown(g->fd, SHUT_RDWR);
+}
+
+// Plain TCP: DCMTK's own connection, plus the connect time and the socket.
+class TimedTcpLayer : public DcmTransportLayer {
+ public:
+  explicit TimedTcpLayer(Guard* g) : guard_(g) {}
+  DcmTransportConnection* createConnection(DcmNativeSocketType s, OFBool secure) override {
+    note_connected(guard_, s);
+    return DcmTransportLayer::createConnection(s, secure);
+  }
+
+ private:
+  Guard* guard_;
+};
+
+// DICOM-TLS: one layer (SSL_CTX) per association, as dcmtk-notes §4 advises.
+class TimedTlsLayer : public DcmTLSTransportLayer {
+ public:
+  explicit TimedTlsLayer(Guard* g) : DcmTLSTransportLayer(NET_REQUESTOR, nullptr, OFFalse), guard_(g) {}
+  DcmTransportConnection* createConnection(DcmNativeSocketType s, OFBool secure) override {
+    note_connected(guard_, s);
+    return DcmTLSTransportLayer::createConnection(s, secure);
+  }
+
+ private:
+  Guard* guard_;
+};
+
+const std::string& local_host_name() {
+  static const std::string name = OFStandard::getHostName().c_str();
+  return name;
+}
+
+}  // namespace
+
+void install_connect_interrupt_signal() {
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: a blocking connect() must return EINTR
+  if (::sigaction(interrupt_signal(), &sa, nullptr) == 0) g_signal_installed.store(true);
+}
+
+void stop_watchdog() { Watchdog::instance().stop(); }
+
+// ---------------------------------------------------------------------------
+// DNS with a deadline.
+
+namespace {
+
+struct Lookup {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  Resolved result;
+};
+
+class Resolver {
+ public:
+  static Resolver& instance() {
+    static Resolver* r = new Resolver;  // never destroyed: lookup threads may outlive main
+    return *r;
+  }
+
+  std::shared_ptr<Lookup> start(const std::string& host) {
+    std::lock_guard lk(mu_);
+    auto it = inflight_.find(host);
+    if (it != inflight_.end()) return it->second;  // join the running lookup
+    auto l = std::make_shared<Lookup>();
+    inflight_[host] = l;
+    std::thread([this, host, l] {
+      Resolved r;
+      addrinfo hints{};
+      hints.ai_family = AF_INET;  // DCMTK 3.6.7 connects over IPv4 only
+      hints.ai_socktype = SOCK_STREAM;
+      addrinfo* res = nullptr;
+      int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &res);
+      if (rc == 0 && res) {
+        char buf[INET_ADDRSTRLEN] = {};
+        auto* sin = reinterpret_cast<sockaddr_in*>(res->ai_addr);
+        ::inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof buf);
+        r.address = buf;
+      } else {
+        r.error = rc == EAI_SYSTEM ? std::string("system error") : std::string(::gai_strerror(rc));
+      }
+      if (res) ::freeaddrinfo(res);
+      {
+        std::lock_guard lk2(mu_);
+        inflight_.erase(host);
+      }
+      std::lock_guard lk3(l->mu);
+      l->result = std::move(r);
+      l->done = true;
+      l->cv.notify_all();
+    }).detach();
+    return l;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Lookup>> inflight_;
+};
+
+}  // namespace
+
+Resolved resolve_ipv4(const std::string& host, Clock::time_point deadline) {
+  in_addr a{};
+  if (::inet_pton(AF_INET, host.c_str(), &a) == 1) return {host, false, {}};
+  auto l = Resolver::instance().start(host);
+  std::unique_lock lk(l->mu);
+  if (!l->cv.wait_until(lk, deadline, [&] { return l->done; })) return {{}, true, {}};
+  return l->result;
+}
+
+// ---------------------------------------------------------------------------
+
+DicomAssociation::DicomAssociation(AssociationSettings settings, Clock::time_point deadline)
+    : settings_(std::move(settings)), deadline_(deadline), guard_(std::make_unique<Guard>()) {
+  Watchdog::instance().arm(guard_.get(), deadline_);
+}
+
+DicomAssociation::~DicomAssociation() {
+  if (associated_) abort();
+  if (assoc_) {
+    ASC_destroyAssociation(&assoc_);  // also frees params_
+    params_ = nullptr;
+  }
+  if (params_) ASC_destroyAssociationParameters(&params_);
+  if (net_) ASC_dropNetwork(&net_);
+  layer_.reset();
+  Watchdog::instance().disarm(guard_.get());
+}
+
+bool DicomAssociation::deadline_hit() const {
+  std::lock_guard lk(guard_->mu);
+  return guard_->fired || Clock::now() >= deadline_;
+}
+
+int DicomAssociation::timeout_seconds() const {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now()).count();
+  // Rounded up: the watchdog, not DCMTK, enforces the exact deadline.
+  return static_cast<int>(std::max<long long>(1, (ms + 999) / 1000));
+}
+
+Failure DicomAssociation::failure(const OFCondition& cond, const std::string& what) const {
+  bool hit = deadline_hit();
+  Reason r = classify_condition(cond.module(), cond.code(), cond.text() ? cond.text() : "", phase_, hit);
+  std::string peer = settings_.called_ae_title + "@" + settings_.host + ":" + std::to_string(settings_.port);
+  std::string msg;
+  switch (r) {
+    case Reason::connect_timeout: msg = "TCP connect to " + peer + " did not complete before the deadline"; break;
+    case Reason::association_timeout:
+      msg = phase_ == Phase::release ? "no A-RELEASE response from " + peer + " before the deadline"
+            : guard_->connected && phase_ == Phase::associate && settings_.tls && !associated_
+                ? "no TLS handshake / A-ASSOCIATE response from " + peer + " before the deadline"
+                : "no A-ASSOCIATE response from " + peer + " before the deadline";
+      break;
+    case Reason::dimse_timeout: msg = "no " + what + " response from " + peer + " before the deadline"; break;
+    default: msg = what + " with " + peer + " failed: " + (cond.text() ? cond.text() : "unknown error");
+  }
+  return {r, msg};
+}
+
+std::optional<Failure> DicomAssociation::open() {
+  phase_ = Phase::resolve;
+  if (Clock::now() >= deadline_) return Failure{Reason::connect_timeout, "deadline passed before connecting"};
+  auto res = resolve_ipv4(settings_.host, deadline_);
+  if (res.timed_out) {
+    return Failure{Reason::dns_failure, "DNS lookup of \"" + settings_.host + "\" did not finish before the deadline"};
+  }
+  if (res.address.empty()) {
+    return Failure{Reason::dns_failure, "DNS lookup of \"" + settings_.host + "\" failed: " + res.error};
+  }
+
+  phase_ = Phase::connect;
+  OFCondition cond = ASC_initializeNetwork(NET_REQUESTOR, 0, timeout_seconds(), &net_);
+  if (cond.bad()) return Failure{Reason::internal, std::string("ASC_initializeNetwork: ") + cond.text()};
+  if (settings_.tls) {
+    auto tl = std::make_unique<TimedTlsLayer>(guard_.get());
+    const auto& t = *settings_.tls;
+    auto check = [&](OFCondition c, const std::string& what) -> std::optional<Failure> {
+      if (c.good()) return std::nullopt;
+      return Failure{Reason::tls_failure, what + ": " + c.text()};
+    };
+    if (auto f = check(tl->addTrustedCertificateFile(t.ca_file.c_str(), DCF_Filetype_PEM),
+                       "cannot load CA file " + t.ca_file)) {
+      return f;
+    }
+    if (!t.cert_file.empty()) {
+      if (auto f = check(tl->setPrivateKeyFile(t.key_file.c_str(), DCF_Filetype_PEM),
+                         "cannot load key file " + t.key_file)) {
+        return f;
+      }
+      if (auto f = check(tl->setCertificateFile(t.cert_file.c_str(), DCF_Filetype_PEM),
+                         "cannot load certificate file " + t.cert_file)) {
+        return f;
+      }
+      if (!tl->checkPrivateKeyMatchesCertificate()) {
+        return Failure{Reason::tls_failure, "key_file does not match cert_file"};
+      }
+    }
+    if (auto f = check(tl->setTLSProfile(TSP_Profile_BCP195_ND), "TLS profile")) return f;
+    if (auto f = check(tl->activateCipherSuites(), "TLS cipher suites")) return f;
+    tl->setCertificateVerification(t.verify_peer ? DCV_requireCertificate : DCV_ignoreCertificate);
+    layer_ = std::move(tl);
+  } else {
+    layer_ = std::make_unique<TimedTcpLayer>(guard_.get());
+  }
+  cond = ASC_setTransportLayer(net_, layer_.get(), 0);
+  if (cond.good()) cond = ASC_createAssociationParameters(&params_, ASC_DEFAULTMAXPDU);
+  if (cond.good()) {
+    cond = ASC_setAPTitles(params_, settings_.calling_ae_title.c_str(), settings_.called_ae_title.c_str(), nullptr);
+  }
+  if (cond.good()) cond = ASC_setTransportLayerType(params_, settings_.tls ? OFTrue : OFFalse);
+  std::string peer = res.address + ":" + std::to_string(settings_.port);
+  if (cond.good()) cond = ASC_setPresentationAddresses(params_, local_host_name().c_str(), peer.c_str());
+  T_ASC_PresentationContextID pcid = 1;
+  for (const auto& pc : settings_.contexts) {
+    if (cond.bad()) break;
+    std::vector<const char*> ts;
+    for (const auto& s : pc.transfer_syntaxes) ts.push_back(s.c_str());
+    cond = ASC_addPresentationContext(params_, pcid, pc.abstract_syntax.c_str(), ts.data(), static_cast<int>(ts.size()));
+    pcid = static_cast<T_ASC_PresentationContextID>(pcid + 2);
+  }
+  if (cond.bad()) return Failure{Reason::internal, std::string("association parameters: ") + cond.text()};
+
+  // The connect may block in DCMTK's select(): let the watchdog interrupt it.
+  sigset_t sig, old;
+  bool use_signal = g_signal_installed.load();
+  if (use_signal) {
+    sigemptyset(&sig);
+    sigaddset(&sig, interrupt_signal());
+    pthread_sigmask(SIG_UNBLOCK, &sig, &old);
+  }
+  {
+    std::lock_guard lk(guard_->mu);
+    guard_->owner = pthread_self();
+    guard_->connecting = true;
+  }
+  auto t0 = Clock::now();
+  cond = ASC_requestAssociation(net_, params_, &assoc_);
+  auto t1 = Clock::now();
+  bool connected, fired;
+  Clock::time_point connected_at;
+  {
+    std::lock_guard lk(guard_->mu);
+    guard_->connecting = false;
+    connected = guard_->connected;
+    connected_at = guard_->connected_at;
+    fired = guard_->fired;
+  }
+  if (use_signal) {
+    if (fired) {
+      sigset_t pending;
+      sigpending(&pending);  // a syscall return delivers a signal still pending for us
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+  if (connected) {
+    times_.connect = seconds_between(t0, connected_at);
+    times_.associate = seconds_between(connected_at, t1);
+    phase_ = Phase::associate;
+  }
+  if (cond.bad()) {
+    std::optional<Failure> f;
+    if (cond == DUL_ASSOCIATIONREJECTED) {
+      T_ASC_RejectParameters rej{};
+      ASC_getRejectParameters(params_, &rej);
+      reject_ = RejectInfo{static_cast<int>(rej.result), static_cast<int>(rej.source), static_cast<int>(rej.reason)};
+      f = Failure{Reason::association_rejected, reject_message(reject_->result, reject_->source, reject_->dcmtk_reason)};
+    } else {
+      f = failure(cond, "A-ASSOCIATE");
+    }
+    if (assoc_) params_ = nullptr;  // owned by the association now
+    return f;
+  }
+  params_ = nullptr;
+  associated_ = true;
+  if (settings_.tls) read_peer_certificate();
+  if (ASC_countAcceptedPresentationContexts(assoc_->params) == 0) {
+    abort();
+    return Failure{Reason::association_rejected,
+                   "association accepted but every presentation context was rejected (SOP class not supported)"};
+  }
+  return std::nullopt;
+}
+
+T_ASC_PresentationContextID DicomAssociation::accepted_context(const std::string& abstract_syntax) const {
+  if (!assoc_) return 0;
+  return ASC_findAcceptedPresentationContextID(assoc_, abstract_syntax.c_str());
+}
+
+void DicomAssociation::begin_dimse() {
+  phase_ = Phase::dimse;
+  phase_start_ = Clock::now();
+}
+
+void DicomAssociation::end_dimse() { times_.dimse = seconds_between(phase_start_, Clock::now()); }
+
+std::optional<Failure> DicomAssociation::release() {
+  phase_ = Phase::release;
+  auto t0 = Clock::now();
+  OFCondition cond = ASC_releaseAssociation(assoc_);
+  times_.release = seconds_between(t0, Clock::now());
+  if (cond.good()) {
+    associated_ = false;
+    return std::nullopt;
+  }
+  auto f = failure(cond, "A-RELEASE");
+  abort();
+  return f;
+}
+
+void DicomAssociation::abort() {
+  if (!associated_) return;
+  associated_ = false;
+  // A-ABORT, then DCMTK waits for the peer to close: allow it a moment only.
+  Watchdog::instance().tighten(guard_.get(), std::min(deadline_, Clock::now() + 250ms));
+  ASC_abortAssociation(assoc_);
+}
+
+void DicomAssociation::read_peer_certificate() {
+  unsigned long len = ASC_getPeerCertificateLength(assoc_);
+  if (len == 0) return;
+  std::vector<unsigned char> der(len);
+  if (ASC_getPeerCertificate(assoc_, der.data(), len) != len) return;
+  const unsigned char* p = der.data();
+  X509* cert = d2i_X509(nullptr, &p, static_cast<long>(len));
+  if (!cert) return;
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1) cert_not_after_ = static_cast<double>(timegm(&tm));
+  X509_free(cert);
+}
+
+}  // namespace pacs::dicom

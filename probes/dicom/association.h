@@ -1,0 +1,135 @@
+// One DICOM association under a hard deadline, RAII over DCMTK's ASC layer
+// (as echoscu uses it), so A-ASSOCIATE-RJ result/source/reason are readable.
+//
+// How the deadline is kept (DCMTK 3.6.7 has no per-association bound on DNS,
+// TCP connect or the TLS handshake, see docs/dcmtk-notes.md §3):
+//   - the host name is resolved here with the deadline, DCMTK gets an IP;
+//   - our DcmTransportLayer records the socket (a dup of it, so the number
+//     cannot be reused under us) and the exact TCP-connect time;
+//   - a process-wide watchdog thread shuts that socket down (SHUT_RDWR) when
+//     the deadline passes, which ends any blocked read, write or handshake;
+//     while the connect itself is still pending it interrupts the probe
+//     thread's select() with a private real-time signal (installed by
+//     global_init; without it the connect is bounded by dcmConnectionTimeout);
+//   - ACSE and DIMSE timeouts are derived from the remaining time.
+//
+// Thread-safety: one DicomAssociation is used by one thread. Any number of
+// them may exist concurrently (they share only the watchdog, which is
+// synchronised).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dcmtk/config/osconfig.h"
+#include "dcmtk/dcmnet/assoc.h"
+
+#include "probes/dicom/dicom_probe.h"
+
+namespace pacs::dicom {
+
+struct PresentationContextRequest {
+  std::string abstract_syntax;
+  std::vector<std::string> transfer_syntaxes;
+};
+
+struct AssociationSettings {
+  std::string host;
+  int port = 104;
+  std::string calling_ae_title;
+  std::string called_ae_title;
+  std::vector<PresentationContextRequest> contexts;
+  const TlsOptions* tls = nullptr;  // must outlive the association
+};
+
+struct RejectInfo {
+  int result = 0;        // 1 permanent, 2 transient
+  int source = 0;        // 1 service user, 2 ACSE provider, 3 presentation provider
+  int dcmtk_reason = 0;  // source<<8 | reason (DCMTK's encoding, e.g. 0x0107)
+};
+
+struct Failure {
+  Reason reason = Reason::internal;
+  std::string message;
+};
+
+// Phase durations in seconds; a phase that was not reached stays empty.
+struct PhaseTimes {
+  std::optional<double> connect, associate, dimse, release;
+};
+
+class DicomAssociation {
+ public:
+  DicomAssociation(AssociationSettings settings, Clock::time_point deadline);
+  ~DicomAssociation();  // aborts (bounded) if still associated, frees everything
+  DicomAssociation(const DicomAssociation&) = delete;
+  DicomAssociation& operator=(const DicomAssociation&) = delete;
+
+  // Resolve, connect, TLS handshake, A-ASSOCIATE. On failure returns the
+  // failure (reason + message) and leaves reject() set for an A-ASSOCIATE-RJ.
+  std::optional<Failure> open();
+
+  T_ASC_Association* get() { return assoc_; }
+  // Accepted presentation context for the abstract syntax, or 0.
+  T_ASC_PresentationContextID accepted_context(const std::string& abstract_syntax) const;
+  // Whole seconds left (>= 1) for DCMTK's per-call timeouts.
+  int timeout_seconds() const;
+
+  // Marks the DIMSE phase; end_dimse() records its duration.
+  void begin_dimse();
+  void end_dimse();
+  // A-RELEASE; a failed or timed-out release is a failure (the peer may be
+  // leaking associations). Aborts on failure.
+  std::optional<Failure> release();
+  // A-ABORT, bounded to a fraction of a second past now.
+  void abort();
+
+  // Classifies a DCMTK condition met in the current phase.
+  Failure failure(const OFCondition& cond, const std::string& what) const;
+  bool deadline_hit() const;
+  Phase phase() const { return phase_; }
+
+  const PhaseTimes& times() const { return times_; }
+  const std::optional<RejectInfo>& reject() const { return reject_; }
+  // notAfter of the peer's TLS certificate (Unix seconds), after open().
+  std::optional<double> peer_cert_not_after() const { return cert_not_after_; }
+
+  struct Guard;  // watchdog registration (association.cpp)
+
+ private:
+  void read_peer_certificate();
+
+  AssociationSettings settings_;
+  Clock::time_point deadline_;
+  Phase phase_ = Phase::resolve;
+  PhaseTimes times_;
+  std::optional<RejectInfo> reject_;
+  std::optional<double> cert_not_after_;
+  Clock::time_point phase_start_{};
+  std::unique_ptr<Guard> guard_;
+  std::unique_ptr<DcmTransportLayer> layer_;
+  T_ASC_Network* net_ = nullptr;
+  T_ASC_Parameters* params_ = nullptr;  // owned by assoc_ once requested
+  T_ASC_Association* assoc_ = nullptr;
+  bool associated_ = false;
+};
+
+// Process-wide pieces, set up by global_init before any thread starts.
+// Installs the no-op handler of the signal that interrupts a pending connect.
+void install_connect_interrupt_signal();
+// Stops the watchdog thread (it restarts on demand).
+void stop_watchdog();
+
+// Resolves `host` to an IPv4 literal before `deadline`. A lookup that hangs
+// keeps at most one helper thread per host name: later callers wait for the
+// same lookup instead of starting another.
+struct Resolved {
+  std::string address;     // set on success
+  bool timed_out = false;  // deadline passed before the resolver answered
+  std::string error;       // resolver's text on failure
+};
+Resolved resolve_ipv4(const std::string& host, Clock::time_point deadline);
+
+}  // namespace pacs::dicom

@@ -1,0 +1,377 @@
+#include "probes/dicom/dicom_probe.h"
+
+#include <cstdio>
+#include <ctime>
+#include <set>
+
+#include "dcmtk/config/osconfig.h"
+#include "dcmtk/dcmdata/dcdeftag.h"
+#include "dcmtk/dcmdata/dcitem.h"
+#include "dcmtk/dcmdata/dcsequen.h"
+#include "dcmtk/dcmdata/dcuid.h"
+#include "dcmtk/dcmnet/cond.h"
+#include "dcmtk/dcmnet/dimse.h"
+#include "dcmtk/ofstd/ofstd.h"
+
+#include "probes/dicom/association.h"
+
+namespace pacs::dicom {
+
+std::string_view to_string(Check c) noexcept {
+  switch (c) {
+    case Check::echo: return "echo";
+    case Check::find: return "find";
+    case Check::worklist: return "worklist";
+  }
+  return "echo";
+}
+
+std::string_view probe_name(Check c) noexcept {
+  switch (c) {
+    case Check::echo: return "dicom_echo";
+    case Check::find: return "dicom_find";
+    case Check::worklist: return "dicom_worklist";
+  }
+  return "dicom_echo";
+}
+
+std::string_view to_string(Phase p) noexcept {
+  switch (p) {
+    case Phase::resolve: return "resolve";
+    case Phase::connect: return "connect";
+    case Phase::associate: return "associate";
+    case Phase::dimse: return "dimse";
+    case Phase::release: return "release";
+  }
+  return "connect";
+}
+
+std::vector<Reason> reasons_for(bool tls) {
+  std::vector<Reason> r = {Reason::dns_failure,          Reason::connection_refused,  Reason::connect_timeout,
+                           Reason::association_rejected, Reason::association_aborted, Reason::association_timeout,
+                           Reason::dimse_timeout,        Reason::dimse_status,        Reason::protocol_error,
+                           Reason::internal};
+  if (tls) r.insert(r.end() - 2, Reason::tls_failure);
+  return r;
+}
+
+std::string today_dicom_date() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y%m%d", &tm);
+  return buf;
+}
+
+std::string expand_value(const std::string& value, const std::string& today) {
+  if (value.size() == 5) {
+    std::string lower;
+    for (char c : value) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (lower == "today") return today;
+  }
+  return value;
+}
+
+std::string_view reject_result_text(int result) {
+  switch (result) {
+    case 1: return "permanent";
+    case 2: return "transient";
+  }
+  return "unknown";
+}
+
+std::string_view reject_source_text(int source) {
+  switch (source) {
+    case 1: return "service user";
+    case 2: return "service provider, ACSE";
+    case 3: return "service provider, presentation";
+  }
+  return "unknown";
+}
+
+// PS3.8 Table 9-21 (DCMTK encodes source<<8 | reason).
+std::string_view reject_reason_text(int dcmtk_reason) {
+  switch (dcmtk_reason) {
+    case 0x0101: return "no reason given";
+    case 0x0102: return "application context name not supported";
+    case 0x0103: return "calling AE title not recognized";
+    case 0x0107: return "called AE title not recognized";
+    case 0x0201: return "no reason given";
+    case 0x0202: return "protocol version not supported";
+    case 0x0301: return "temporary congestion";
+    case 0x0302: return "local limit exceeded";
+  }
+  return "reserved";
+}
+
+std::string reject_message(int result, int source, int dcmtk_reason) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "association rejected: result=%d (%s) source=%d (%s) reason=0x%04x (%s)", result,
+                std::string(reject_result_text(result)).c_str(), source,
+                std::string(reject_source_text(source)).c_str(), dcmtk_reason,
+                std::string(reject_reason_text(dcmtk_reason)).c_str());
+  return buf;
+}
+
+Reason classify_condition(unsigned short module, unsigned short code, std::string_view text, Phase phase,
+                          bool deadline_hit) {
+  if (module == OFM_dcmtls) return deadline_hit ? (phase == Phase::connect ? Reason::connect_timeout
+                                                                            : Reason::association_timeout)
+                                                : Reason::tls_failure;
+  if (module != OFM_dcmnet) return Reason::internal;
+  if (code == DULC_ASSOCIATIONREJECTED) return Reason::association_rejected;
+  if (code == DULC_UNKNOWNHOST) return Reason::dns_failure;
+  auto timeout_for_phase = [&] {
+    switch (phase) {
+      case Phase::resolve: return Reason::dns_failure;
+      case Phase::connect: return Reason::connect_timeout;
+      case Phase::associate:
+      case Phase::release: return Reason::association_timeout;
+      case Phase::dimse: return Reason::dimse_timeout;
+    }
+    return Reason::internal;
+  };
+  // Our watchdog shut the socket (or interrupted the connect): whatever
+  // DCMTK saw next is a consequence of the deadline, not of the peer.
+  if (deadline_hit) return timeout_for_phase();
+  switch (code) {
+    case DULC_TCPINITERROR:
+      return text.find("(Timeout)") != std::string_view::npos ? Reason::connect_timeout : Reason::connection_refused;
+    case DULC_READTIMEOUT:
+    case DIMSEC_NODATAAVAILABLE: return timeout_for_phase();
+    case DULC_PEERABORTEDASSOCIATION:
+    case DULC_NETWORKCLOSED:
+    case DULC_PEERREQUESTEDRELEASE:
+    case DULC_TCPIOERROR: return Reason::association_aborted;
+    case DULC_TLSERROR: return Reason::tls_failure;
+    case DULC_ILLEGALPDU:
+    case DULC_ILLEGALPDULENGTH:
+    case DULC_UNRECOGNIZEDPDUTYPE:
+    case DULC_UNEXPECTEDPDU:
+    case DULC_UNSUPPORTEDPEERPROTOCOL:
+    case DULC_PEERILLEGALXFERSYNTAXCOUNT:
+    case DULC_ILLEGALREJECTREASON:
+    case DULC_ILLEGALREJECTRESULT:
+    case DULC_ILLEGALREJECTSOURCE:
+    case DULC_PCTRANSLATIONFAILURE:
+    case DULC_FSMERROR:
+    case DULC_CODINGERROR:
+    case DULC_INCORRECTBUFFERLENGTH:
+    case DULC_INSUFFICIENTBUFFERLENGTH:
+    case DULC_WRONGDATATYPE:
+    case DIMSEC_BADCOMMANDTYPE:
+    case DIMSEC_INVALIDPRESENTATIONCONTEXTID:
+    case DIMSEC_PARSEFAILED:
+    case DIMSEC_READPDVFAILED:
+    case DIMSEC_RECEIVEFAILED:
+    case DIMSEC_UNEXPECTEDPDVTYPE:
+    case DIMSEC_UNEXPECTEDREQUEST:
+    case DIMSEC_UNEXPECTEDRESPONSE:
+    case DIMSEC_UNSUPPORTEDTRANSFERSYNTAX: return Reason::protocol_error;
+  }
+  return Reason::internal;
+}
+
+namespace {
+
+constexpr const char* kPhaseHelp = "Time spent in each phase of the last DICOM probe run.";
+constexpr const char* kStatusHelp = "DIMSE status of the last final response (0 = success).";
+constexpr const char* kRejectResultHelp = "A-ASSOCIATE-RJ result of the last run (1 permanent, 2 transient).";
+constexpr const char* kRejectSourceHelp =
+    "A-ASSOCIATE-RJ source of the last run (1 service user, 2 ACSE provider, 3 presentation provider).";
+constexpr const char* kRejectReasonHelp = "A-ASSOCIATE-RJ reason/diagnostic of the last run (PS3.8 Table 9-21).";
+constexpr const char* kMatchesHelp = "C-FIND pending responses (matches) in the last run.";
+constexpr const char* kFirstHelp = "Time from the C-FIND request to its first response in the last run.";
+constexpr const char* kItemsHelp = "Modality worklist items returned in the last run.";
+constexpr const char* kCertHelp = "notAfter of the peer's TLS certificate, as a Unix timestamp.";
+
+const std::vector<std::string>& transfer_syntaxes() {
+  static const std::vector<std::string> ts = {UID_LittleEndianExplicitTransferSyntax,
+                                              UID_LittleEndianImplicitTransferSyntax};
+  return ts;
+}
+
+std::string ms(double seconds) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f ms", seconds * 1000);
+  return buf;
+}
+
+void add_common_samples(ProbeResult& r, const DicomAssociation& a) {
+  const auto& t = a.times();
+  auto phase = [&](const char* name, const std::optional<double>& v) {
+    if (v) r.add("pacs_dicom_phase_duration_seconds", kPhaseHelp, *v, {{"phase", name}});
+  };
+  phase("connect", t.connect);
+  phase("associate", t.associate);
+  phase("dimse", t.dimse);
+  phase("release", t.release);
+  if (const auto& rj = a.reject()) {
+    r.add("pacs_dicom_association_reject_result", kRejectResultHelp, rj->result);
+    r.add("pacs_dicom_association_reject_source", kRejectSourceHelp, rj->source);
+    r.add("pacs_dicom_association_reject_reason", kRejectReasonHelp, rj->dcmtk_reason & 0xff);
+  }
+  if (auto na = a.peer_cert_not_after()) r.add("pacs_dicom_tls_cert_expiry_timestamp_seconds", kCertHelp, *na);
+}
+
+ProbeResult finish(ProbeResult r, const DicomAssociation& a) {
+  add_common_samples(r, a);
+  return r;
+}
+
+ProbeResult failed(const Failure& f, const DicomAssociation& a) {
+  return finish(ProbeResult::fail(f.reason, f.message), a);
+}
+
+std::string status_hex(unsigned status) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%04X", status);
+  return buf;
+}
+
+// Attributes that live inside the Scheduled Procedure Step Sequence item of
+// a Modality Worklist query (PS3.4 K.6.1.2.2).
+bool in_sps_item(const DcmTagKey& k) {
+  static const std::set<DcmTagKey> sps = {
+      DCM_ScheduledStationAETitle,        DCM_ScheduledProcedureStepStartDate,
+      DCM_ScheduledProcedureStepStartTime, DCM_Modality,
+      DCM_ScheduledPerformingPhysicianName, DCM_ScheduledProcedureStepDescription,
+      DCM_ScheduledStationName,           DCM_ScheduledProcedureStepLocation,
+      DCM_ScheduledProcedureStepID,       DCM_ScheduledProcedureStepStatus,
+  };
+  return sps.count(k) > 0;
+}
+
+bool put_key(DcmItem& item, const QueryKey& k, const std::string& today) {
+  DcmTag tag;
+  if (DcmTag::findTagFromName(k.keyword.c_str(), tag).bad()) return false;
+  return item.putAndInsertString(tag, expand_value(k.value, today).c_str()).good();
+}
+
+struct FindState {
+  Clock::time_point sent;
+  std::optional<double> first_response;
+  int pending = 0;
+};
+
+// Called for every pending response. The identifiers (PHI) are never read.
+void on_find_response(void* data, T_DIMSE_C_FindRQ*, int, T_DIMSE_C_FindRSP*, DcmDataset*) {
+  auto* st = static_cast<FindState*>(data);
+  if (!st->first_response) st->first_response = std::chrono::duration<double>(Clock::now() - st->sent).count();
+  ++st->pending;
+}
+
+}  // namespace
+
+ProbeResult DicomProbe::run(const ProbeContext& ctx) {
+  std::string sop;
+  if (check_ == Check::echo) sop = UID_VerificationSOPClass;
+  else if (check_ == Check::worklist) sop = UID_FINDModalityWorklistInformationModel;
+  else if (opts_.find.model == FindOptions::Model::patient_root) sop = UID_FINDPatientRootQueryRetrieveInformationModel;
+  else sop = UID_FINDStudyRootQueryRetrieveInformationModel;
+
+  AssociationSettings s;
+  s.host = opts_.host;
+  s.port = opts_.port;
+  s.calling_ae_title = opts_.calling_ae_title;
+  s.called_ae_title = opts_.called_ae_title;
+  s.contexts = {{sop, transfer_syntaxes()}};
+  s.tls = opts_.tls ? &*opts_.tls : nullptr;
+
+  DicomAssociation a(std::move(s), ctx.deadline);
+  if (auto f = a.open()) return failed(*f, a);
+  T_ASC_PresentationContextID pcid = a.accepted_context(sop);
+  if (pcid == 0) {
+    a.abort();
+    return failed({Reason::association_rejected, "presentation context for the SOP class was not accepted"}, a);
+  }
+
+  ProbeResult r = ProbeResult::ok();
+  unsigned status = 0;
+  std::string what;
+  if (check_ == Check::echo) {
+    what = "C-ECHO";
+    DIC_US st = 0;
+    DcmDataset* detail = nullptr;
+    a.begin_dimse();
+    OFCondition cond = DIMSE_echoUser(a.get(), a.get()->nextMsgID++, DIMSE_NONBLOCKING, a.timeout_seconds(), &st,
+                                      &detail);
+    a.end_dimse();
+    delete detail;
+    if (cond.bad()) return failed(a.failure(cond, what), a);
+    status = st;
+  } else {
+    what = check_ == Check::find ? "C-FIND" : "worklist C-FIND";
+    DcmDataset query;
+    std::string today = today_dicom_date();
+    bool ok = true;
+    if (check_ == Check::find) {
+      bool patient = opts_.find.level == FindOptions::Level::patient;
+      ok = query.putAndInsertString(DCM_QueryRetrieveLevel, patient ? "PATIENT" : "STUDY").good();
+      for (const auto& k : opts_.find.keys) ok = ok && put_key(query, k, today);
+      // The level's unique key as an empty return key: one response per match.
+      const DcmTagKey& unique = patient ? DCM_PatientID : DCM_StudyInstanceUID;
+      if (ok && !query.tagExists(unique)) ok = query.insertEmptyElement(unique).good();
+    } else {
+      DcmItem* sps = nullptr;
+      ok = query.findOrCreateSequenceItem(DCM_ScheduledProcedureStepSequence, sps, -2).good() && sps;
+      for (const auto& k : opts_.worklist.keys) {
+        if (!ok) break;
+        DcmTag tag;
+        DcmTag::findTagFromName(k.keyword.c_str(), tag);
+        ok = put_key(in_sps_item(tag) ? *sps : static_cast<DcmItem&>(query), k, today);
+      }
+      if (ok && !sps->tagExists(DCM_ScheduledProcedureStepID)) ok = sps->insertEmptyElement(DCM_ScheduledProcedureStepID).good();
+    }
+    if (!ok) {
+      a.abort();
+      return failed({Reason::internal, "cannot build the " + what + " identifier"}, a);
+    }
+    T_DIMSE_C_FindRQ req{};
+    req.MessageID = a.get()->nextMsgID++;
+    OFStandard::strlcpy(req.AffectedSOPClassUID, sop.c_str(), sizeof req.AffectedSOPClassUID);
+    req.DataSetType = DIMSE_DATASET_PRESENT;
+    req.Priority = DIMSE_PRIORITY_MEDIUM;
+    T_DIMSE_C_FindRSP rsp{};
+    DcmDataset* detail = nullptr;
+    FindState st;
+    int count = 0;
+    a.begin_dimse();
+    st.sent = Clock::now();
+    OFCondition cond = DIMSE_findUser(a.get(), pcid, &req, &query, count, on_find_response, &st, DIMSE_NONBLOCKING,
+                                      a.timeout_seconds(), &rsp, &detail);
+    auto done = Clock::now();
+    a.end_dimse();
+    delete detail;
+    if (cond.bad()) return failed(a.failure(cond, what), a);
+    status = rsp.DimseStatus;
+    double first = st.first_response.value_or(std::chrono::duration<double>(done - st.sent).count());
+    if (check_ == Check::find) {
+      r.add("pacs_dicom_find_matches", kMatchesHelp, st.pending);
+      r.add("pacs_dicom_find_first_response_seconds", kFirstHelp, first);
+    } else {
+      r.add("pacs_dicom_worklist_items", kItemsHelp, st.pending);
+    }
+    r.message = what + " " + std::to_string(st.pending) + (check_ == Check::find ? " matches" : " items");
+  }
+  r.add("pacs_dicom_dimse_status", kStatusHelp, status);
+  if (status != 0) {
+    a.release();  // the exchange itself was orderly: end it politely; the status is the failure
+    auto res = finish(ProbeResult::fail(Reason::dimse_status, what + " returned status " + status_hex(status)), a);
+    for (auto& smp : r.samples) res.samples.push_back(std::move(smp));
+    return res;
+  }
+  if (auto f = a.release()) {
+    auto res = failed(*f, a);
+    for (auto& smp : r.samples) res.samples.push_back(std::move(smp));
+    return res;
+  }
+  const auto& t = a.times();
+  if (r.message.empty()) r.message = what + " ok";
+  r.message += " in " + ms(t.connect.value_or(0) + t.associate.value_or(0) + t.dimse.value_or(0) +
+                           t.release.value_or(0)) + " (dimse " + ms(t.dimse.value_or(0)) + ")";
+  return finish(std::move(r), a);
+}
+
+}  // namespace pacs::dicom

@@ -1,0 +1,289 @@
+// [[dicom]] config parsing through the real loader (valid settings, every
+// rejected case with its exact message), "today" expansion, the mapping
+// from DCMTK conditions to failure reasons, and the A-ASSOCIATE-RJ texts.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "agent/config.h"
+#include "dcmtk/config/osconfig.h"
+#include "dcmtk/dcmnet/cond.h"
+#include "probes/config_table.h"
+#include "probes/dicom/dicom_probe.h"
+#include "tests/support/support.h"
+
+namespace pacs::dicom {
+namespace {
+
+const DicomProbe& as_dicom(const std::unique_ptr<Probe>& p) {
+  auto* d = dynamic_cast<const DicomProbe*>(p.get());
+  if (!d) throw std::runtime_error("not a DicomProbe");
+  return *d;
+}
+
+TEST(DicomConfig, DefaultsGiveOneEchoProbe) {
+  auto c = parse_config("[agent]\ncalling_ae_title = \"MONITOR\"\n[[dicom]]\nname = \"pacs\"\nhost = \"10.1.2.3\"\n"
+                        "called_ae_title = \"ARCHIVE\"\n",
+                        "t.toml");
+  ASSERT_EQ(c->probes.size(), 1u);
+  const auto& spec = c->probes[0];
+  EXPECT_EQ(spec.probe, "dicom_echo");
+  EXPECT_EQ(spec.target, "pacs");
+  auto probe = spec.make();
+  const auto& o = as_dicom(probe).options();
+  EXPECT_EQ(o.host, "10.1.2.3");
+  EXPECT_EQ(o.port, 104);
+  EXPECT_EQ(o.called_ae_title, "ARCHIVE");
+  EXPECT_EQ(o.calling_ae_title, "MONITOR");  // from [agent]
+  EXPECT_FALSE(o.tls);
+  // Reasons start at 0: everything DICOM can produce, no TLS without TLS.
+  EXPECT_EQ(std::count(spec.reasons.begin(), spec.reasons.end(), Reason::tls_failure), 0);
+  EXPECT_EQ(std::count(spec.reasons.begin(), spec.reasons.end(), Reason::association_rejected), 1);
+  EXPECT_EQ(std::count(spec.reasons.begin(), spec.reasons.end(), Reason::io_error), 0);
+}
+
+TEST(DicomConfig, EveryCheckWithSettings) {
+  test::TempDir tmp;
+  auto ca = tmp.write("ca.pem", "x");
+  auto cert = tmp.write("c.pem", "x");
+  auto key = tmp.write("k.pem", "x");
+  std::string toml = "[[dicom]]\nname = \"archive\"\nhost = \"pacs.example.org\"\nport = 11112\n"
+                     "called_ae_title = \"ARCHIVE\"\ncalling_ae_title = \"PROBE\"\n"
+                     "checks = [\"echo\", \"find\", \"worklist\"]\ninterval = \"15s\"\ntimeout = \"5s\"\n"
+                     "[dicom.find]\nlevel = \"PATIENT\"\nkeys = { PatientName = \"CANARY*\" }\n"
+                     "[dicom.worklist]\nkeys = { ScheduledStationAETitle = \"CT01\", Modality = \"CT\", "
+                     "ScheduledProcedureStepStartDate = \"today\" }\n"
+                     "[dicom.tls]\nca_file = \"" + ca.string() + "\"\ncert_file = \"" + cert.string() +
+                     "\"\nkey_file = \"" + key.string() + "\"\nverify_peer = false\n";
+  auto c = parse_config(toml, "t.toml");
+  ASSERT_EQ(c->probes.size(), 3u);
+  EXPECT_EQ(c->probes[0].probe, "dicom_echo");
+  EXPECT_EQ(c->probes[1].probe, "dicom_find");
+  EXPECT_EQ(c->probes[2].probe, "dicom_worklist");
+  for (const auto& s : c->probes) {
+    EXPECT_EQ(s.interval, std::chrono::seconds(15));
+    EXPECT_EQ(s.timeout, std::chrono::seconds(5));
+    EXPECT_EQ(std::count(s.reasons.begin(), s.reasons.end(), Reason::tls_failure), 1);
+  }
+  auto p = c->probes[1].make();
+  const auto& o = as_dicom(p).options();
+  EXPECT_EQ(as_dicom(p).check(), Check::find);
+  EXPECT_EQ(o.port, 11112);
+  EXPECT_EQ(o.calling_ae_title, "PROBE");
+  EXPECT_EQ(o.find.level, FindOptions::Level::patient);
+  EXPECT_EQ(o.find.model, FindOptions::Model::patient_root);  // PATIENT implies patient_root
+  ASSERT_EQ(o.find.keys.size(), 1u);
+  EXPECT_EQ(o.find.keys[0].keyword, "PatientName");
+  ASSERT_EQ(o.worklist.keys.size(), 3u);
+  std::map<std::string, std::string> wl;
+  for (const auto& k : o.worklist.keys) wl[k.keyword] = k.value;
+  EXPECT_EQ(wl, (std::map<std::string, std::string>{
+                    {"Modality", "CT"}, {"ScheduledProcedureStepStartDate", "today"}, {"ScheduledStationAETitle", "CT01"}}));
+  ASSERT_TRUE(o.tls);
+  EXPECT_EQ(o.tls->ca_file, ca.string());
+  EXPECT_EQ(o.tls->cert_file, cert.string());
+  EXPECT_FALSE(o.tls->verify_peer);
+}
+
+TEST(DicomConfig, FindDefaultsToStudyRootStudyDateToday) {
+  auto c = parse_config("[[dicom]]\nname = \"a\"\nhost = \"127.0.0.1\"\ncalled_ae_title = \"A\"\nchecks = [\"find\"]\n",
+                        "t.toml");
+  auto p = c->probes.at(0).make();
+  const auto& f = as_dicom(p).options().find;
+  EXPECT_EQ(f.level, FindOptions::Level::study);
+  EXPECT_EQ(f.model, FindOptions::Model::study_root);
+  ASSERT_EQ(f.keys.size(), 1u);
+  EXPECT_EQ(f.keys[0].keyword, "StudyDate");
+  EXPECT_EQ(f.keys[0].value, "today");
+}
+
+TEST(DicomConfig, SampleFileParsesWithTheRealLoader) {
+  const char* src = std::getenv("PACS_SOURCE_DIR");
+  std::string dir = src ? src : PACS_SOURCE_DIR;
+  std::ifstream in(dir + "/probes/dicom/sample.toml");
+  ASSERT_TRUE(in) << "cannot open probes/dicom/sample.toml";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto c = parse_config(ss.str(), "sample.toml");
+  ASSERT_GE(c->probes.size(), 3u);
+  std::set<std::string> kinds;
+  for (const auto& s : c->probes) kinds.insert(s.probe);
+  EXPECT_TRUE(kinds.count("dicom_echo"));
+  EXPECT_TRUE(kinds.count("dicom_find"));
+  EXPECT_TRUE(kinds.count("dicom_worklist"));
+}
+
+struct BadCase {
+  const char* name;
+  std::string body;  // lines after [[dicom]] name = "a" (line 1-2)
+  std::string error;
+};
+
+class InvalidDicomConfig : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(InvalidDicomConfig, GivesExactMessage) {
+  const auto& c = GetParam();
+  std::string toml = "[[dicom]]\nname = \"a\"\n" + c.body;
+  try {
+    parse_config(toml, "d.toml");
+    FAIL() << "config was accepted:\n" << toml;
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), c.error);
+  }
+}
+
+const std::string kBase = "host = \"127.0.0.1\"\ncalled_ae_title = \"ARCHIVE\"\n";  // lines 3-4
+
+const BadCase kBad[] = {
+    {"missing_host", "called_ae_title = \"A\"\n", "d.toml:1: dicom[0]: missing required key \"host\""},
+    {"missing_called_ae", "host = \"127.0.0.1\"\n", "d.toml:1: dicom[0]: missing required key \"called_ae_title\""},
+    {"empty_host", "host = \"\"\ncalled_ae_title = \"A\"\n", "d.toml:3: dicom[0].host: must not be empty"},
+    {"ipv6_host", "host = \"::1\"\ncalled_ae_title = \"A\"\n",
+     "d.toml:3: dicom[0].host: must be an IPv4 address or a host name (DCMTK 3.6.7 does not connect over IPv6)"},
+    {"host_with_space", "host = \"a b\"\ncalled_ae_title = \"A\"\n",
+     "d.toml:3: dicom[0].host: must be an IPv4 address or a host name"},
+    {"port_zero", kBase + "port = 0\n", "d.toml:5: dicom[0].port: must be 1..65535"},
+    {"port_too_big", kBase + "port = 70000\n", "d.toml:5: dicom[0].port: must be 1..65535"},
+    {"port_string", kBase + "port = \"104\"\n", "d.toml:5: dicom[0].port: must be an integer"},
+    {"called_ae_too_long", "host = \"h\"\ncalled_ae_title = \"ABCDEFGHIJKLMNOPQ\"\n",
+     "d.toml:4: dicom[0].called_ae_title: must be 1..16 printable ASCII characters without backslash"},
+    {"called_ae_backslash", "host = \"h\"\ncalled_ae_title = 'A\\B'\n",
+     "d.toml:4: dicom[0].called_ae_title: must be 1..16 printable ASCII characters without backslash"},
+    {"called_ae_spaces", "host = \"h\"\ncalled_ae_title = \"   \"\n",
+     "d.toml:4: dicom[0].called_ae_title: must be 1..16 printable ASCII characters without backslash"},
+    {"calling_ae_empty", kBase + "calling_ae_title = \"\"\n",
+     "d.toml:5: dicom[0].calling_ae_title: must be 1..16 printable ASCII characters without backslash"},
+    {"checks_empty", kBase + "checks = []\n", "d.toml:5: dicom[0].checks: must not be empty (valid: echo, find, worklist)"},
+    {"checks_unknown", kBase + "checks = [\"echo\", \"move\"]\n",
+     "d.toml:5: dicom[0].checks: unknown check \"move\" (valid: echo, find, worklist)"},
+    {"checks_duplicate", kBase + "checks = [\"echo\", \"echo\"]\n", "d.toml:5: dicom[0].checks: duplicate check \"echo\""},
+    {"checks_not_array", kBase + "checks = \"echo\"\n", "d.toml:5: dicom[0].checks: must be an array of strings"},
+    {"find_without_check", kBase + "[dicom.find]\nlevel = \"STUDY\"\n",
+     "d.toml:5: dicom[0].find: settings for \"find\" but \"find\" is not in checks"},
+    {"worklist_without_check", kBase + "[dicom.worklist]\nkeys = {}\n",
+     "d.toml:5: dicom[0].worklist: settings for \"worklist\" but \"worklist\" is not in checks"},
+    {"find_bad_level", kBase + "checks = [\"find\"]\n[dicom.find]\nlevel = \"SERIES\"\n",
+     "d.toml:7: dicom[0].find.level: must be \"STUDY\" or \"PATIENT\""},
+    {"find_bad_model", kBase + "checks = [\"find\"]\n[dicom.find]\nmodel = \"mwl\"\n",
+     "d.toml:7: dicom[0].find.model: must be \"study_root\" or \"patient_root\""},
+    {"find_patient_study_root", kBase + "checks = [\"find\"]\n[dicom.find]\nlevel = \"PATIENT\"\nmodel = \"study_root\"\n",
+     "d.toml:8: dicom[0].find.model: level \"PATIENT\" needs model \"patient_root\" (Study Root has no PATIENT level)"},
+    {"find_unknown_attribute", kBase + "checks = [\"find\"]\n[dicom.find]\nkeys = { StudyDat = \"today\" }\n",
+     "d.toml:7: dicom[0].find.keys.StudyDat: unknown DICOM attribute \"StudyDat\" (not in the DCMTK data dictionary; "
+     "use keywords such as StudyDate)"},
+    {"find_key_not_string", kBase + "checks = [\"find\"]\n[dicom.find]\nkeys = { StudyDate = 20240101 }\n",
+     "d.toml:7: dicom[0].find.keys.StudyDate: must be a string"},
+    {"find_sequence_key", kBase + "checks = [\"find\"]\n[dicom.find]\nkeys = { ReferencedStudySequence = \"\" }\n",
+     "d.toml:7: dicom[0].find.keys.ReferencedStudySequence: sequence attributes cannot be matching keys"},
+    {"find_unknown_key", kBase + "checks = [\"find\"]\n[dicom.find]\nlevle = \"STUDY\"\n",
+     "d.toml:7: dicom[0].find.levle: unknown key"},
+    {"worklist_unknown_attribute", kBase + "checks = [\"worklist\"]\n[dicom.worklist]\nkeys = { StationAE = \"CT\" }\n",
+     "d.toml:7: dicom[0].worklist.keys.StationAE: unknown DICOM attribute \"StationAE\" (not in the DCMTK data "
+     "dictionary; use keywords such as StudyDate)"},
+    {"tls_missing_ca", kBase + "[dicom.tls]\nverify_peer = true\n", "d.toml:5: dicom[0].tls: missing required key \"ca_file\""},
+    {"tls_unreadable_ca", kBase + "[dicom.tls]\nca_file = \"/nonexistent/ca.pem\"\n",
+     "d.toml:6: dicom[0].tls.ca_file: cannot read \"/nonexistent/ca.pem\""},
+    {"tls_verify_not_bool", kBase + "[dicom.tls]\nca_file = \"/etc/hostname\"\nverify_peer = \"yes\"\n",
+     "d.toml:7: dicom[0].tls.verify_peer: must be true or false"},
+    {"tls_cert_without_key", kBase + "[dicom.tls]\nca_file = \"/etc/hostname\"\ncert_file = \"/etc/hostname\"\n",
+     "d.toml:7: dicom[0].tls.cert_file: cert_file and key_file go together: set both or neither"},
+    {"unknown_key", kBase + "called_ae = \"X\"\n", "d.toml:5: dicom[0].called_ae: unknown key"},
+};
+
+INSTANTIATE_TEST_SUITE_P(Cases, InvalidDicomConfig, ::testing::ValuesIn(kBad),
+                         [](const auto& param_info) { return std::string(param_info.param.name); });
+
+TEST(DicomToday, ExpandsOnlyTheWordToday) {
+  EXPECT_EQ(expand_value("today", "20240229"), "20240229");
+  EXPECT_EQ(expand_value("TODAY", "20240229"), "20240229");
+  EXPECT_EQ(expand_value("20240101", "20240229"), "20240101");
+  EXPECT_EQ(expand_value("today-", "20240229"), "today-");
+  EXPECT_EQ(expand_value("", "20240229"), "");
+}
+
+TEST(DicomToday, IsTheLocalDate) {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y%m%d", &tm);
+  EXPECT_EQ(today_dicom_date(), buf);
+  EXPECT_EQ(today_dicom_date().size(), 8u);
+}
+
+struct ReasonCase {
+  unsigned short module, code;
+  const char* text;
+  Phase phase;
+  bool deadline;
+  Reason want;
+};
+
+TEST(DicomReasons, MapsDcmtkConditions) {
+  const ReasonCase cases[] = {
+      {OFM_dcmnet, DULC_TCPINITERROR, "TCP Initialization Error: Connection refused", Phase::connect, false,
+       Reason::connection_refused},
+      {OFM_dcmnet, DULC_TCPINITERROR, "TCP Initialization Error: No route to host", Phase::connect, false,
+       Reason::connection_refused},
+      {OFM_dcmnet, DULC_TCPINITERROR, "TCP Initialization Error: Operation now in progress (Timeout)", Phase::connect,
+       false, Reason::connect_timeout},
+      {OFM_dcmnet, DULC_TCPINITERROR, "TCP Initialization Error: Interrupted system call", Phase::connect, true,
+       Reason::connect_timeout},
+      {OFM_dcmnet, DULC_UNKNOWNHOST, "Attempt to connect to unknown host", Phase::connect, false, Reason::dns_failure},
+      {OFM_dcmnet, DULC_ASSOCIATIONREJECTED, "DUL Association Rejected", Phase::associate, false,
+       Reason::association_rejected},
+      {OFM_dcmnet, DULC_ASSOCIATIONREJECTED, "DUL Association Rejected", Phase::associate, true,
+       Reason::association_rejected},
+      {OFM_dcmnet, DULC_READTIMEOUT, "DUL network read timeout", Phase::associate, false, Reason::association_timeout},
+      {OFM_dcmnet, DULC_READTIMEOUT, "DUL network read timeout", Phase::release, false, Reason::association_timeout},
+      {OFM_dcmnet, DULC_READTIMEOUT, "DUL network read timeout", Phase::dimse, false, Reason::dimse_timeout},
+      {OFM_dcmnet, DIMSEC_NODATAAVAILABLE, "DIMSE No data available", Phase::dimse, false, Reason::dimse_timeout},
+      {OFM_dcmnet, DULC_PEERABORTEDASSOCIATION, "Peer aborted Association", Phase::dimse, false,
+       Reason::association_aborted},
+      {OFM_dcmnet, DULC_PEERABORTEDASSOCIATION, "Peer aborted Association", Phase::associate, false,
+       Reason::association_aborted},
+      // The watchdog shut the socket: DCMTK sees a closed peer, we report the timeout.
+      {OFM_dcmnet, DULC_PEERABORTEDASSOCIATION, "Peer aborted Association", Phase::associate, true,
+       Reason::association_timeout},
+      {OFM_dcmnet, DULC_PEERABORTEDASSOCIATION, "Peer aborted Association", Phase::dimse, true, Reason::dimse_timeout},
+      {OFM_dcmnet, DULC_NETWORKCLOSED, "DUL network closed", Phase::dimse, false, Reason::association_aborted},
+      {OFM_dcmnet, DULC_TCPIOERROR, "TCP I/O Error (Connection reset by peer)", Phase::dimse, false,
+       Reason::association_aborted},
+      {OFM_dcmnet, DULC_TLSERROR, "DUL secure transport layer: certificate verify failed", Phase::associate, false,
+       Reason::tls_failure},
+      {OFM_dcmtls, 0x0886, "certificate verify failed", Phase::associate, false, Reason::tls_failure},
+      {OFM_dcmtls, 0x0886, "OpenSSL I/O error", Phase::associate, true, Reason::association_timeout},
+      {OFM_dcmnet, DULC_UNRECOGNIZEDPDUTYPE, "Unrecognized PDU type", Phase::associate, false, Reason::protocol_error},
+      {OFM_dcmnet, DULC_ILLEGALPDU, "DUL Illegal or ill-formed PDU", Phase::associate, false, Reason::protocol_error},
+      {OFM_dcmnet, DULC_ILLEGALPDULENGTH, "DUL Illegal PDU Length", Phase::associate, false, Reason::protocol_error},
+      {OFM_dcmnet, DULC_UNEXPECTEDPDU, "Received unexpected PDU", Phase::dimse, false, Reason::protocol_error},
+      {OFM_dcmnet, DIMSEC_UNEXPECTEDRESPONSE, "DIMSE unexpected response", Phase::dimse, false, Reason::protocol_error},
+      {OFM_dcmnet, DIMSEC_BADDATA, "DIMSE bad data", Phase::dimse, false, Reason::internal},
+      {OFM_dcmdata, 1, "dcmdata error", Phase::dimse, false, Reason::internal},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(classify_condition(c.module, c.code, c.text, c.phase, c.deadline), c.want)
+        << c.text << " in phase " << to_string(c.phase) << " deadline=" << c.deadline;
+  }
+}
+
+TEST(DicomReasons, RejectMessageNamesStandardValues) {
+  EXPECT_EQ(reject_message(1, 1, 0x0107),
+            "association rejected: result=1 (permanent) source=1 (service user) reason=0x0107 (called AE title not "
+            "recognized)");
+  EXPECT_EQ(reject_message(1, 1, 0x0101),
+            "association rejected: result=1 (permanent) source=1 (service user) reason=0x0101 (no reason given)");
+  EXPECT_EQ(reject_message(2, 3, 0x0302),
+            "association rejected: result=2 (transient) source=3 (service provider, presentation) reason=0x0302 "
+            "(local limit exceeded)");
+  EXPECT_EQ(reject_reason_text(0x0103), "calling AE title not recognized");
+  EXPECT_EQ(reject_reason_text(0x0202), "protocol version not supported");
+  EXPECT_EQ(reject_reason_text(0x0301), "temporary congestion");
+  EXPECT_EQ(reject_reason_text(0x0104), "reserved");
+}
+
+}  // namespace
+}  // namespace pacs::dicom
