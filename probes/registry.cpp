@@ -15,19 +15,6 @@ const std::vector<SectionEntry>& config_sections() {
   return sections;
 }
 
-ProbeSpec make_spec(std::string probe, const TargetCommon& common, const ConfigTable& table,
-                    std::vector<Reason> reasons, std::function<std::unique_ptr<Probe>()> make) {
-  ProbeSpec s;
-  s.probe = std::move(probe);
-  s.target = common.name;
-  s.interval = common.interval;
-  s.timeout = common.timeout;
-  s.reasons = std::move(reasons);
-  s.make = std::move(make);
-  s.fingerprint = table.canonical();
-  return s;
-}
-
 void initialize_probe_libraries(Logger& log) {
   dicom::global_init(log);
   queue::global_init(log);
