@@ -49,10 +49,10 @@ set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://pacs-agent.example.org")
 find_program(_pacs_dpkg_shlibdeps dpkg-shlibdeps)
 if(_pacs_dpkg_shlibdeps)
   set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-  set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser | systemd-sysusers")
+  set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
 else()
   set(CPACK_DEBIAN_PACKAGE_DEPENDS
-      "adduser | systemd-sysusers, libdcmtk17, libprometheus-cpp-core1.0, libcurl4, libssl3, zlib1g, libstdc++6")
+      "adduser, libdcmtk17, libprometheus-cpp-core1.0, libcurl4, libssl3, zlib1g, libstdc++6")
 endif()
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "prometheus, prometheus-alertmanager, orthanc")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA

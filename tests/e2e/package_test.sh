@@ -16,6 +16,10 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+if [ ! -f "$build/CPackConfig.cmake" ]; then
+  echo "== $build was configured before deploy/packaging.cmake existed: re-running cmake"
+  cmake "$build" >/dev/null
+fi
 echo "== cpack -G DEB ($build)"
 (cd "$build" && cpack -G DEB -B "$out" >"$out/cpack.log" 2>&1) || { cat "$out/cpack.log"; exit 1; }
 deb=$(ls "$out"/pacs-agent_*.deb)

@@ -230,8 +230,9 @@ def main(argv):
     probe_iv, scrape_iv = ("15s", "15s") if prod else ("2s", "1s")
     page_timeout, budget = (150, 90) if prod else (60, None)
 
+    hook = Webhook()
     tmp = tempfile.mkdtemp(prefix="pacs-stack-")
-    stack, hook = Stack(tmp), Webhook()
+    stack = Stack(tmp)
 
     def on_signal(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")
