@@ -431,7 +431,11 @@ scrape_configs:
         if a.keep or not ok:
             log(f"logs and configs kept in {tmp}")
         else:
-            shutil.rmtree(tmp, ignore_errors=True)
+            for _ in range(3):  # a stopped process' last writes can race the first pass
+                shutil.rmtree(tmp, ignore_errors=True)
+                if not os.path.exists(tmp):
+                    break
+                time.sleep(0.5)
 
 
 if __name__ == "__main__":
