@@ -3,11 +3,14 @@
 #pragma once
 
 #include <sys/statvfs.h>
+#include <sys/types.h>
 
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -22,7 +25,18 @@ std::vector<ProbeSpec> parse_target(const ConfigTable& table, const TargetCommon
 // statvfs(2) or a stand-in: fills `out`, returns 0 or an errno value.
 // May block for ever (a hard NFS mount whose server is gone).
 using StatFn = std::function<int(const std::string& path, struct statvfs& out)>;
+// statvfs(2), with ST_RDONLY taken from the filesystem's superblock options
+// in /proc/self/mountinfo rather than from the mount the agent sees: under
+// systemd's ProtectSystem=strict every path is a read-only bind *view*, and
+// statvfs would report all volumes read-only. An image store remounted
+// read-only after I/O errors has a read-only superblock, so it still shows.
 int system_statvfs(const std::string& path, struct statvfs& out);
+
+// From /proc/self/mountinfo text: is the superblock of the mount holding
+// `path` (device `dev`, canonical path `path`) read-only? Matches by device
+// first, then by the longest mount point containing `path` (btrfs and
+// overlayfs report anonymous devices). nullopt when nothing matches.
+std::optional<bool> superblock_readonly(std::string_view mountinfo, dev_t dev, const std::string& path);
 
 // Runs a StatFn on a helper thread and waits for it only until a deadline,
 // so a stuck mount never hangs a probe. While a call on a path has not

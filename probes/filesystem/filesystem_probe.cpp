@@ -1,4 +1,11 @@
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <condition_variable>
 #include <cstring>
 #include <system_error>
@@ -9,8 +16,92 @@
 
 namespace pacs::filesystem {
 
+namespace {
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string unescape_octal(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size()) {
+      auto oct = s.substr(i + 1, 3);
+      if (oct.find_first_not_of("01234567") == std::string_view::npos) {
+        out += static_cast<char>((oct[0] - '0') * 64 + (oct[1] - '0') * 8 + (oct[2] - '0'));
+        i += 3;
+        continue;
+      }
+    }
+    out += s[i];
+  }
+  return out;
+}
+
+bool has_option(std::string_view opts, std::string_view want) {
+  while (!opts.empty()) {
+    auto comma = opts.find(',');
+    if (opts.substr(0, comma) == want) return true;
+    if (comma == std::string_view::npos) break;
+    opts.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+bool under(const std::string& path, const std::string& mount_point) {
+  if (mount_point == "/") return true;
+  return path.compare(0, mount_point.size(), mount_point) == 0 &&
+         (path.size() == mount_point.size() || path[mount_point.size()] == '/');
+}
+}  // namespace
+
+std::optional<bool> superblock_readonly(std::string_view mountinfo, dev_t dev, const std::string& path) {
+  std::optional<bool> by_dev, by_prefix;
+  size_t best_len = 0;
+  while (!mountinfo.empty()) {
+    auto nl = mountinfo.find('\n');
+    std::string_view line = mountinfo.substr(0, nl);
+    mountinfo.remove_prefix(nl == std::string_view::npos ? mountinfo.size() : nl + 1);
+    // id parent major:minor root mount_point mount_opts [optional...] - fstype source super_opts
+    std::vector<std::string_view> f;
+    for (size_t pos = 0; pos <= line.size();) {
+      auto sp = line.find(' ', pos);
+      if (sp == std::string_view::npos) sp = line.size();
+      f.push_back(line.substr(pos, sp - pos));
+      pos = sp + 1;
+    }
+    size_t dash = 0;
+    for (size_t i = 6; i < f.size(); ++i)
+      if (f[i] == "-") {
+        dash = i;
+        break;
+      }
+    if (dash == 0 || dash + 3 >= f.size()) continue;  // malformed line
+    bool ro = has_option(f[dash + 3], "ro");
+    auto colon = f[2].find(':');
+    if (colon != std::string_view::npos) {
+      unsigned maj = static_cast<unsigned>(std::strtoul(std::string(f[2].substr(0, colon)).c_str(), nullptr, 10));
+      unsigned min = static_cast<unsigned>(std::strtoul(std::string(f[2].substr(colon + 1)).c_str(), nullptr, 10));
+      if (makedev(maj, min) == dev) by_dev = ro;  // the last (top-most) mount of the device wins
+    }
+    std::string mp = unescape_octal(f[4]);
+    if (under(path, mp) && mp.size() >= best_len) {
+      best_len = mp.size();
+      by_prefix = ro;
+    }
+  }
+  return by_dev ? by_dev : by_prefix;
+}
+
 int system_statvfs(const std::string& path, struct statvfs& out) {
-  return ::statvfs(path.c_str(), &out) == 0 ? 0 : errno;
+  if (::statvfs(path.c_str(), &out) != 0) return errno;
+  struct stat sb {};
+  char real[PATH_MAX];
+  if (::stat(path.c_str(), &sb) == 0 && ::realpath(path.c_str(), real)) {
+    std::ifstream in("/proc/self/mountinfo");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (auto ro = superblock_readonly(text, sb.st_dev, real)) {
+      if (*ro) out.f_flag |= ST_RDONLY;
+      else out.f_flag &= ~static_cast<unsigned long>(ST_RDONLY);
+    }
+  }
+  return 0;
 }
 
 // One path's state. Shared by the watchdog, the waiters and the helper
@@ -143,7 +234,7 @@ ProbeResult FilesystemProbe::run(const ProbeContext& ctx) {
         static_cast<double>(st.f_bfree) * frsize, labels);
   r.add("pacs_filesystem_files", "Filesystem total inodes.", static_cast<double>(st.f_files), labels);
   r.add("pacs_filesystem_files_free", "Filesystem free inodes.", static_cast<double>(st.f_ffree), labels);
-  r.add("pacs_filesystem_readonly", "1 if the filesystem is mounted read-only.", (st.f_flag & ST_RDONLY) ? 1 : 0,
+  r.add("pacs_filesystem_readonly", "1 if the filesystem (its superblock) is read-only.", (st.f_flag & ST_RDONLY) ? 1 : 0,
         labels);
   stuck_gauge(r, false);
   return r;

@@ -1,6 +1,10 @@
 // Filesystem probe: values against statvfs and df, the stuck-mount watchdog
 // (with an injected blocking stat), error paths, config parsing.
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <grp.h>
 #include <unistd.h>
@@ -296,6 +300,59 @@ TEST(FilesystemConfig, SampleTomlParses) {
   auto cfg = parse_config(ss.str(), "probes/filesystem/sample.toml");
   ASSERT_GE(cfg->probes.size(), 1u);
   for (const auto& p : cfg->probes) EXPECT_EQ(p.probe, "filesystem");
+}
+
+}  // namespace
+}  // namespace pacs::filesystem
+
+namespace pacs::filesystem {
+namespace {
+
+// Lines as the kernel writes them: a rw root, a read-only bind *view* of a
+// rw filesystem (what systemd's ProtectSystem=strict makes), an ext4 volume
+// remounted read-only after errors, and a mount point with a space.
+constexpr const char* kMountinfo =
+    "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw,errors=remount-ro\n"
+    "30 22 8:1 /srv/images /srv/images ro,relatime shared:1 - ext4 /dev/sda1 rw,errors=remount-ro\n"
+    "31 22 8:17 / /mnt/archive rw,relatime shared:2 - ext4 /dev/sdb1 ro,errors=remount-ro\n"
+    "32 22 0:50 / /mnt/with\\040space rw,relatime - nfs4 srv:/x rw,vers=4.2\n"
+    "garbage line\n";
+
+TEST(FilesystemReadonly, SuperblockDecidesNotTheMountView) {
+  // Matched by device: the view is read-only, the superblock is not.
+  EXPECT_EQ(superblock_readonly(kMountinfo, makedev(8, 1), "/srv/images/db"), false);
+  EXPECT_EQ(superblock_readonly(kMountinfo, makedev(8, 17), "/mnt/archive"), true);
+  // Anonymous device (btrfs/overlay): the longest containing mount point.
+  EXPECT_EQ(superblock_readonly(kMountinfo, makedev(0, 99), "/mnt/archive/2026"), true);
+  EXPECT_EQ(superblock_readonly(kMountinfo, makedev(0, 99), "/mnt/with space/x"), false);
+  EXPECT_EQ(superblock_readonly(kMountinfo, makedev(0, 99), "/mnt/archived"), false);  // "/" matched, not /mnt/archive
+  EXPECT_EQ(superblock_readonly("", makedev(8, 1), "/"), std::nullopt);
+}
+
+// Reproduces ProtectSystem=strict in a private mount namespace: a read-only
+// bind view of a read-write filesystem. statvfs says read-only; the probe's
+// stat function must not.
+TEST(FilesystemReadonly, ReadOnlyBindViewIsNotReportedReadOnly) {
+  test::TempDir dir;
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (unshare(CLONE_NEWNS) != 0) _exit(77);
+    if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) _exit(77);
+    const char* p = dir.path().c_str();
+    if (mount(p, p, nullptr, MS_BIND, nullptr) != 0) _exit(77);
+    if (mount(nullptr, p, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) != 0) _exit(77);
+    struct statvfs raw {};
+    if (::statvfs(p, &raw) != 0 || !(raw.f_flag & ST_RDONLY)) _exit(3);  // the view is read-only...
+    struct statvfs ours {};
+    if (system_statvfs(p, ours) != 0) _exit(4);
+    _exit((ours.f_flag & ST_RDONLY) ? 5 : 0);  // ...but the filesystem is not
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "no permission for a private mount namespace here";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "3: bind not read-only, 4: stat failed, 5: view reported as read-only";
 }
 
 }  // namespace
