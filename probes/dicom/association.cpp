@@ -1,10 +1,9 @@
 #include "probes/dicom/association.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <netdb.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -32,10 +31,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::atomic<bool> g_signal_installed{false};
-int interrupt_signal() { return SIGRTMIN + 7; }
-void on_interrupt_signal(int) {}  // its only job is to make select()/connect() return EINTR
-
 double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
@@ -48,8 +43,6 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
 
 struct DicomAssociation::Guard {
   std::mutex mu;               // guards the fields below against the watchdog
-  pthread_t owner{};           // probe thread, signalled while connecting
-  bool connecting = false;
   int fd = -1;                 // our dup of DCMTK's socket; closed by ~Guard
   bool fired = false;          // the watchdog acted (deadline passed)
   bool connected = false;
@@ -135,18 +128,17 @@ class Watchdog {
         std::lock_guard gl(g->mu);
         g->fired = true;
         if (g->fd >= 0) {
-          // Ends any blocked read/write/handshake on the association at once.
+          // Ends a pending connect (Linux aborts a SYN_SENT socket on
+          // shutdown) and any blocked read/write/handshake at once.
           ::shutdown(g->fd, SHUT_RDWR);
           done = true;
-        } else if (g->connecting && g_signal_installed.load()) {
-          ::pthread_kill(g->owner, interrupt_signal());
         }
       }
       if (done) {
         g->queued = false;
       } else {
-        // Not connected yet (or between phases): look again shortly, until
-        // the socket appears or the association is disarmed.
+        // No socket yet (still resolving, or between phases): look again
+        // shortly, until the socket appears or the association is disarmed.
         g->scheduled = now + 10ms;
         queue_.insert({g->scheduled, g});
       }
@@ -160,13 +152,23 @@ class Watchdog {
   bool stop_ = false;
 };
 
+// The association whose connect() the current thread is about to make.
+thread_local Guard* t_connecting = nullptr;
+
+// Takes our own reference to the socket: a dup, so the number stays ours
+// even after DCMTK closes its descriptor (no shutdown of a reused fd).
+void adopt_socket(Guard* g, int s) {
+  std::lock_guard lk(g->mu);
+  if (g->fd >= 0) return;
+  g->fd = ::fcntl(s, F_DUPFD_CLOEXEC, 0);
+  if (g->fired && g->fd >= 0) ::shutdown(g->fd, SHUT_RDWR);
+}
+
 void note_connected(Guard* g, DcmNativeSocketType s) {
+  adopt_socket(g, s);
   std::lock_guard lk(g->mu);
   g->connected_at = Clock::now();
   g->connected = true;
-  g->connecting = false;
-  g->fd = ::fcntl(s, F_DUPFD_CLOEXEC, 0);
-  if (g->fired && g->fd >= 0) ::shutdown(g->fd, SHUT_RDWR);
 }
 
 // Plain TCP: DCMTK's own connection, plus the connect time and the socket.
@@ -202,12 +204,20 @@ const std::string& local_host_name() {
 
 }  // namespace
 
-void install_connect_interrupt_signal() {
-  struct sigaction sa {};
-  sa.sa_handler = on_interrupt_signal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = 0;  // no SA_RESTART: a blocking connect() must return EINTR
-  if (::sigaction(interrupt_signal(), &sa, nullptr) == 0) g_signal_installed.store(true);
+bool connect_hook_active() {
+  Guard probe;
+  t_connecting = &probe;
+  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;  // refused at once, or EADDRNOTAVAIL: only the hook matters
+  if (s >= 0) {
+    (void)::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::close(s);
+  }
+  t_connecting = nullptr;
+  return probe.fd >= 0;
 }
 
 void stop_watchdog() { Watchdog::instance().stop(); }
@@ -393,37 +403,20 @@ std::optional<Failure> DicomAssociation::open() {
   }
   if (cond.bad()) return Failure{Reason::internal, std::string("association parameters: ") + cond.text()};
 
-  // The connect may block in DCMTK's select(): let the watchdog interrupt it.
-  sigset_t sig, old;
-  bool use_signal = g_signal_installed.load();
-  if (use_signal) {
-    sigemptyset(&sig);
-    sigaddset(&sig, interrupt_signal());
-    pthread_sigmask(SIG_UNBLOCK, &sig, &old);
-  }
-  {
-    std::lock_guard lk(guard_->mu);
-    guard_->owner = pthread_self();
-    guard_->connecting = true;
-  }
+  // DCMTK 3.6.7 waits for the connect in poll(), restarted on EINTR with
+  // the full process-global timeout: the only handle on it is the socket,
+  // which our connect() hook hands to the watchdog.
+  t_connecting = guard_.get();
   auto t0 = Clock::now();
   cond = ASC_requestAssociation(net_, params_, &assoc_);
   auto t1 = Clock::now();
-  bool connected, fired;
+  t_connecting = nullptr;
+  bool connected;
   Clock::time_point connected_at;
   {
     std::lock_guard lk(guard_->mu);
-    guard_->connecting = false;
     connected = guard_->connected;
     connected_at = guard_->connected_at;
-    fired = guard_->fired;
-  }
-  if (use_signal) {
-    if (fired) {
-      sigset_t pending;
-      sigpending(&pending);  // a syscall return delivers a signal still pending for us
-    }
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
   }
   if (connected) {
     times_.connect = seconds_between(t0, connected_at);
@@ -502,3 +495,16 @@ void DicomAssociation::read_peer_certificate() {
 }
 
 }  // namespace pacs::dicom
+
+// DCMTK 3.6.7 creates and connects its socket internally and gives no way to
+// bound or interrupt the connect per association. This definition interposes
+// libc's connect() for the process (executables' symbols come first in the
+// dynamic lookup): on a thread that is opening a DicomAssociation it first
+// hands a dup of the socket to that association's watchdog guard; every
+// other caller (curl, Beast, anything) goes straight to the real connect().
+extern "C" int connect(int fd, const struct sockaddr* addr, socklen_t len) {
+  using ConnectFn = int (*)(int, const struct sockaddr*, socklen_t);
+  static const ConnectFn real = reinterpret_cast<ConnectFn>(::dlsym(RTLD_NEXT, "connect"));
+  if (auto* g = pacs::dicom::t_connecting) pacs::dicom::adopt_socket(g, fd);
+  return real(fd, addr, len);
+}

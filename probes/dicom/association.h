@@ -4,13 +4,12 @@
 // How the deadline is kept (DCMTK 3.6.7 has no per-association bound on DNS,
 // TCP connect or the TLS handshake, see docs/dcmtk-notes.md §3):
 //   - the host name is resolved here with the deadline, DCMTK gets an IP;
-//   - our DcmTransportLayer records the socket (a dup of it, so the number
-//     cannot be reused under us) and the exact TCP-connect time;
+//   - a connect() hook (association.cpp) hands the socket DCMTK is about to
+//     connect to the watchdog (as a dup, so the number cannot be reused under
+//     us); our DcmTransportLayer records the exact TCP-connect time;
 //   - a process-wide watchdog thread shuts that socket down (SHUT_RDWR) when
-//     the deadline passes, which ends any blocked read, write or handshake;
-//     while the connect itself is still pending it interrupts the probe
-//     thread's select() with a private real-time signal (installed by
-//     global_init; without it the connect is bounded by dcmConnectionTimeout);
+//     the deadline passes, which aborts a pending connect and ends any
+//     blocked read, write or TLS handshake;
 //   - ACSE and DIMSE timeouts are derived from the remaining time.
 //
 // Thread-safety: one DicomAssociation is used by one thread. Any number of
@@ -116,9 +115,10 @@ class DicomAssociation {
   bool associated_ = false;
 };
 
-// Process-wide pieces, set up by global_init before any thread starts.
-// Installs the no-op handler of the signal that interrupts a pending connect.
-void install_connect_interrupt_signal();
+// True when our connect() hook is in effect (the executable exports it);
+// global_init warns when it is not: connects are then bounded only by
+// dcmConnectionTimeout.
+bool connect_hook_active();
 // Stops the watchdog thread (it restarts on demand).
 void stop_watchdog();
 

@@ -96,7 +96,10 @@ void global_init(Logger& log) {
   if (ASC_initializeNetwork(NET_REQUESTOR, 0, 1, &net).good()) ASC_dropNetwork(&net);
 
   DcmTLSTransportLayer::initializeOpenSSL();
-  install_connect_interrupt_signal();
+  if (!connect_hook_active()) {
+    log.warn("connect() hook not in effect: a DICOM TCP connect is bounded by the 60 s backstop, not the probe timeout",
+             {{"component", "dcmtk"}});
+  }
   log.debug("dcmtk initialised", {{"component", "dcmtk"}, {"version", OFFIS_DCMTK_VERSION_STRING}});
 }
 
