@@ -91,15 +91,22 @@ def http_req(method, url, data=None, timeout=5, headers=None):
 class Webhook:
     """Alertmanager webhook sink: records every POST with its arrival time."""
 
-    def __init__(self):
-        self.events, self.lock = [], threading.Lock()
+    def __init__(self, echo=False):
+        self.events, self.lock, self.echo = [], threading.Lock(), echo
         outer = self
 
         class H(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                event = json.loads(body or b"{}")
                 with outer.lock:
-                    outer.events.append((time.time(), self.path, json.loads(body or b"{}")))
+                    outer.events.append((time.time(), self.path, event))
+                if outer.echo:
+                    for a in event.get("alerts", []):
+                        lab = a.get("labels", {})
+                        log(f"NOTIFICATION to {self.path.strip('/')}: {a.get('status', '?').upper()} "
+                            f"{lab.get('alertname')} severity={lab.get('severity')} target={lab.get('target', '-')}"
+                            f" -- {a.get('annotations', {}).get('summary', '')}")
                 self.send_response(200)
                 self.end_headers()
 
@@ -210,12 +217,65 @@ def make_studies(tmp, orthanc_http, n=3):
     log(f"uploaded {n} synthetic studies (StudyDate {today})")
 
 
+def port_free(port):
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers will: TIME_WAIT is no conflict
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def run_demo(stack, start_orthanc, ports, tmp):
+    """Keeps the stack running for a person: URLs, a short 'try this', Orthanc on/off keys."""
+    u = {k: f"http://127.0.0.1:{v}" for k, v in ports.items()}
+    print(f"""
+================================================================================
+ pacs-agent demo stack is up (all on 127.0.0.1; logs in {tmp})
+
+   pacs-agent status page   {u['agent']}/
+   pacs-agent metrics       {u['agent']}/metrics
+   on-demand DICOM probe    {u['agent']}/probe?target=orthanc&check=echo
+   Prometheus               {u['prom']}/alerts   (rules from alerts/)
+   Alertmanager             {u['am']}/
+   Orthanc (the "PACS")     {u['orthanc_http']}/app/explorer.html   DICOM port {ports['dicom']}
+
+ Try this: type  s + Enter  to stop Orthanc. Within about 60-90 s the agent's
+ echo probe fails, Prometheus fires PacsDicomEchoFailing, and Alertmanager
+ pages the "pager" receiver (printed here as NOTIFICATION). Type  r + Enter
+ to restart Orthanc and watch it resolve. q + Enter or Ctrl-C stops everything.
+================================================================================
+""", flush=True)
+    while True:
+        line = sys.stdin.readline() if sys.stdin and sys.stdin.isatty() else None
+        if line is None:
+            time.sleep(3600)  # not interactive: run until Ctrl-C / SIGTERM
+            continue
+        cmd = line.strip().lower()
+        if cmd in ("q", "quit", "exit") or line == "":
+            return 0
+        if cmd == "s":
+            stack.stop("orthanc")
+            log("Orthanc stopped: watch the status page, Prometheus alerts and the pages printed here")
+        elif cmd == "r":
+            if "orthanc" in stack.procs:
+                log("Orthanc is already running")
+            else:
+                start_orthanc()
+                log("Orthanc restarted")
+        else:
+            print("s = stop Orthanc, r = restart Orthanc, q = quit", flush=True)
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("agent", nargs="?", default=os.environ.get("PACS_AGENT_BINARY"))
     ap.add_argument("--production-timing", action="store_true",
                     help="15 s probes/scrapes/evaluation and the shipped Alertmanager timing; assert page <= 90 s")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, configs)")
+    ap.add_argument("--demo", action="store_true",
+                    help="run the stack with production timing until Ctrl-C (scripts/demo); no assertions")
     a = ap.parse_args(argv)
     if not a.agent or not os.access(a.agent, os.X_OK):
         print(f"stack_test: agent binary not found/executable: {a.agent!r} (argument or PACS_AGENT_BINARY)",
@@ -226,11 +286,11 @@ def main(argv):
             print(f"stack_test: {tool} not found", file=sys.stderr)
             return 2
     a.agent = os.path.abspath(a.agent)
-    prod = a.production_timing
+    prod = a.production_timing or a.demo
     probe_iv, scrape_iv = ("15s", "15s") if prod else ("2s", "1s")
     page_timeout, budget = (150, 90) if prod else (60, None)
 
-    hook = Webhook()
+    hook = Webhook(echo=a.demo)
     tmp = tempfile.mkdtemp(prefix="pacs-stack-")
     stack = Stack(tmp)
 
@@ -241,7 +301,11 @@ def main(argv):
 
     ok = False
     try:
-        ports = {k: free_port() for k in ("dicom", "orthanc_http", "agent", "prom", "am")}
+        if a.demo:  # the usual ports when they are free, so URLs look familiar
+            ports = {k: (v if port_free(v) else free_port()) for k, v in
+                     (("dicom", 4242), ("orthanc_http", 8042), ("agent", 9727), ("prom", 9090), ("am", 9093))}
+        else:
+            ports = {k: free_port() for k in ("dicom", "orthanc_http", "agent", "prom", "am")}
         orthanc_http = f"http://127.0.0.1:{ports['orthanc_http']}"
         prom = f"http://127.0.0.1:{ports['prom']}"
         am = f"http://127.0.0.1:{ports['am']}"
@@ -347,6 +411,10 @@ scrape_configs:
         stack.start("prometheus", ["prometheus", f"--config.file={tmp}/prometheus.yml",
                                    f"--storage.tsdb.path={tmp}/prom-data", f"--web.listen-address=127.0.0.1:{ports['prom']}"])
         wait_for("Prometheus ready", lambda: http_req("GET", f"{prom}/-/ready")[0] == 200, 30, stack)
+
+        if a.demo:
+            ok = True
+            return run_demo(stack, start_orthanc, ports, tmp)
 
         # --- healthy baseline ----------------------------------------------------------
         wait_for("echo success and zero consecutive failures in Prometheus", lambda: prom_query(
