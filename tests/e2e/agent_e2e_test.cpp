@@ -20,14 +20,6 @@ std::string agent_binary() {
 }
 
 // A metric line's value, or nullopt when the series is absent.
-std::optional<double> value_of(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  }
-  return std::nullopt;
-}
 
 struct RunningAgent {
   RunningAgent(TempDir& dir, const std::string& config, const std::vector<std::string>& extra = {})
@@ -90,7 +82,7 @@ TEST(AgentBinary, MetricsPassPromtoolCheck) {
   RunningAgent a(dir, cfg.string());
   ASSERT_TRUE(a.ready) << a.proc->log();
   ASSERT_TRUE(a.wait_metrics([](const std::string& m) {
-    return value_of(m, "pacs_probe_success{probe=\"filesystem\",target=\"store\"}").has_value();
+    return metric_value(m, "pacs_probe_success{probe=\"filesystem\",target=\"store\"}").has_value();
   })) << a.proc->log();
   // Exercise the request counters too, so every family is present.
   http_get(a.port, "/nope");
@@ -100,8 +92,8 @@ TEST(AgentBinary, MetricsPassPromtoolCheck) {
   int rc = run_command({"sh", "-c", "promtool check metrics < " + file.string()}, &out);
   EXPECT_EQ(rc, 0) << out;
   EXPECT_EQ(out, "") << "promtool complained:\n" << out;
-  EXPECT_EQ(value_of(text, "pacs_probe_success{probe=\"filesystem\",target=\"store\"}"), 1.0);
-  EXPECT_EQ(value_of(text, "pacs_agent_config_last_reload_successful"), 1.0);
+  EXPECT_EQ(metric_value(text, "pacs_probe_success{probe=\"filesystem\",target=\"store\"}"), 1.0);
+  EXPECT_EQ(metric_value(text, "pacs_agent_config_last_reload_successful"), 1.0);
 }
 
 TEST(AgentBinary, EmbeddedDefaultWatchesRootFilesystem) {
@@ -120,7 +112,7 @@ TEST(AgentBinary, BadReloadKeepsOldProbesGoodReloadSwapsTargets) {
   RunningAgent a(dir, cfg.string());
   ASSERT_TRUE(a.ready) << a.proc->log();
   auto runs = [&](const std::string& m, const std::string& t) {
-    return value_of(m, "pacs_probe_runs_total{probe=\"filesystem\",target=\"" + t + "\"}");
+    return metric_value(m, "pacs_probe_runs_total{probe=\"filesystem\",target=\"" + t + "\"}");
   };
   ASSERT_TRUE(a.wait_metrics([&](const std::string& m) { return runs(m, "keep").value_or(0) >= 1 && runs(m, "drop").value_or(0) >= 1; }))
       << a.metrics();
@@ -129,7 +121,7 @@ TEST(AgentBinary, BadReloadKeepsOldProbesGoodReloadSwapsTargets) {
   dir.write("agent.toml", "[[filesystem]\nname = ");
   a.proc->kill_signal(SIGHUP);
   ASSERT_TRUE(a.wait_metrics([](const std::string& m) {
-    return value_of(m, "pacs_agent_config_last_reload_successful") == 0.0;
+    return metric_value(m, "pacs_agent_config_last_reload_successful") == 0.0;
   })) << a.proc->log();
   double before = runs(a.metrics(), "drop").value_or(0);
   ASSERT_TRUE(a.wait_metrics([&](const std::string& m) { return runs(m, "drop").value_or(0) >= before + 2; }))
@@ -147,7 +139,7 @@ TEST(AgentBinary, BadReloadKeepsOldProbesGoodReloadSwapsTargets) {
   r = http_request(a.port, "POST", "/-/reload");
   EXPECT_EQ(r.status, 200) << r.body;
   auto m = a.metrics();
-  EXPECT_EQ(value_of(m, "pacs_agent_config_last_reload_successful"), 1.0);
+  EXPECT_EQ(metric_value(m, "pacs_agent_config_last_reload_successful"), 1.0);
   EXPECT_EQ(m.find("target=\"drop\""), std::string::npos) << "removed target still exported";
   EXPECT_GE(runs(m, "keep").value_or(0), keep_runs) << "counters of an unchanged target were reset";
   EXPECT_TRUE(a.wait_metrics([&](const std::string& mm) { return runs(mm, "new").value_or(0) >= 1; }));
@@ -167,9 +159,9 @@ TEST(AgentBinary, ProbeEndpointRunsConfiguredTargetsOnly) {
   ASSERT_TRUE(a.ready);
   auto r = http_get(a.port, "/probe?target=vol", {{"X-Prometheus-Scrape-Timeout-Seconds", "3"}});
   EXPECT_EQ(r.status, 200);
-  EXPECT_EQ(value_of(r.body, "probe_success"), 1.0) << r.body;
-  EXPECT_EQ(value_of(r.body, "probe_timeout_seconds"), 1.0);  // capped by the target's 1s timeout
-  EXPECT_TRUE(value_of(r.body, "pacs_filesystem_size_bytes{probe=\"filesystem\",target=\"vol\",path=\"" +
+  EXPECT_EQ(metric_value(r.body, "probe_success"), 1.0) << r.body;
+  EXPECT_EQ(metric_value(r.body, "probe_timeout_seconds"), 1.0);  // capped by the target's 1s timeout
+  EXPECT_TRUE(metric_value(r.body, "pacs_filesystem_size_bytes{probe=\"filesystem\",target=\"vol\",path=\"" +
                                    dir.path().string() + "\"}"));
   EXPECT_EQ(http_get(a.port, "/probe?target=vol&check=echo").status, 400);
   EXPECT_EQ(http_get(a.port, "/probe?target=127.0.0.1:104").status, 400);
@@ -180,8 +172,8 @@ TEST(AgentBinary, ProbeEndpointRunsConfiguredTargetsOnly) {
   ASSERT_EQ(http_request(a.port, "POST", "/-/reload").status, 200);
   r = http_get(a.port, "/probe?target=gone");
   EXPECT_EQ(r.status, 200);
-  EXPECT_EQ(value_of(r.body, "probe_success"), 0.0);
-  EXPECT_EQ(value_of(r.body, "pacs_probe_result_info{probe=\"filesystem\",target=\"gone\",reason=\"io_error\"}"), 1.0)
+  EXPECT_EQ(metric_value(r.body, "probe_success"), 0.0);
+  EXPECT_EQ(metric_value(r.body, "pacs_probe_result_info{probe=\"filesystem\",target=\"gone\",reason=\"io_error\"}"), 1.0)
       << r.body;
 }
 

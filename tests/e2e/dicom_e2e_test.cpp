@@ -19,13 +19,6 @@ std::string agent_binary() {
   return b ? b : "build/pacs-agent";
 }
 
-std::optional<double> value_of(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  return std::nullopt;
-}
 
 // Accepts TCP connections and never says a word (a hung PACS).
 class SilentPeer {
@@ -98,7 +91,7 @@ TEST(DicomAgent, NoPhiAnywhereAndHungAeDoesNotDelayOthers) {
   // While "hung" blocks for its full 2 s deadline each run, "archive" keeps
   // its 1 s schedule: count its runs over a window.
   auto runs = [&](const std::string& probe, const std::string& target) {
-    return value_of(http_get(agent_port, "/metrics").body,
+    return metric_value(http_get(agent_port, "/metrics").body,
                     "pacs_probe_runs_total{probe=\"" + probe + "\",target=\"" + target + "\"}")
         .value_or(0);
   };
@@ -109,22 +102,22 @@ TEST(DicomAgent, NoPhiAnywhereAndHungAeDoesNotDelayOthers) {
   EXPECT_GE(echo_end - echo_start, 5) << "archive lost its 1 s schedule while another AE hung";
 
   auto metrics = http_get(agent_port, "/metrics").body;
-  EXPECT_EQ(value_of(metrics, "pacs_probe_success{probe=\"dicom_echo\",target=\"archive\"}"), 1.0) << metrics;
-  EXPECT_EQ(value_of(metrics, "pacs_probe_success{probe=\"dicom_find\",target=\"archive\"}"), 1.0) << metrics;
-  EXPECT_EQ(value_of(metrics, "pacs_dicom_find_matches{probe=\"dicom_find\",target=\"archive\"}"), 1.0) << metrics;
-  EXPECT_EQ(value_of(metrics, "pacs_probe_success{probe=\"dicom_echo\",target=\"hung\"}"), 0.0) << metrics;
-  EXPECT_EQ(value_of(metrics, "pacs_probe_failures_total{probe=\"dicom_echo\",target=\"hung\",reason=\"association_timeout\"}")
+  EXPECT_EQ(metric_value(metrics, "pacs_probe_success{probe=\"dicom_echo\",target=\"archive\"}"), 1.0) << metrics;
+  EXPECT_EQ(metric_value(metrics, "pacs_probe_success{probe=\"dicom_find\",target=\"archive\"}"), 1.0) << metrics;
+  EXPECT_EQ(metric_value(metrics, "pacs_dicom_find_matches{probe=\"dicom_find\",target=\"archive\"}"), 1.0) << metrics;
+  EXPECT_EQ(metric_value(metrics, "pacs_probe_success{probe=\"dicom_echo\",target=\"hung\"}"), 0.0) << metrics;
+  EXPECT_EQ(metric_value(metrics, "pacs_probe_failures_total{probe=\"dicom_echo\",target=\"hung\",reason=\"association_timeout\"}")
                 .value_or(0) >= 1,
             true)
       << metrics;
   EXPECT_EQ(runs("dicom_echo", "hung") >= 2, true);
-  EXPECT_EQ(value_of(metrics, "pacs_probe_skipped_runs_total{probe=\"dicom_echo\",target=\"archive\"}"), 0.0);
+  EXPECT_EQ(metric_value(metrics, "pacs_probe_skipped_runs_total{probe=\"dicom_echo\",target=\"archive\"}"), 0.0);
 
   auto probe = http_get(agent_port, "/probe?target=archive");
-  EXPECT_EQ(value_of(probe.body, "probe_success"), 1.0) << probe.body;
+  EXPECT_EQ(metric_value(probe.body, "probe_success"), 1.0) << probe.body;
   auto probe_hung = http_get(agent_port, "/probe?target=hung", {{"X-Prometheus-Scrape-Timeout-Seconds", "1.5"}});
-  EXPECT_EQ(value_of(probe_hung.body, "probe_success"), 0.0) << probe_hung.body;
-  EXPECT_LE(value_of(probe_hung.body, "probe_duration_seconds").value_or(99), 1.0 + 0.5) << probe_hung.body;
+  EXPECT_EQ(metric_value(probe_hung.body, "probe_success"), 0.0) << probe_hung.body;
+  EXPECT_LE(metric_value(probe_hung.body, "probe_duration_seconds").value_or(99), 1.0 + 0.5) << probe_hung.body;
   auto status = http_get(agent_port, "/").body;
 
   agent.kill_signal(SIGTERM);

@@ -17,12 +17,16 @@
 #include "probes/log.h"
 #include "probes/queue/queue.h"
 #include "tests/integration/queue_http_server.h"
+#include "tests/support/probe_testing.h"
 #include "tests/support/support.h"
 
 namespace pacs::queue {
 namespace {
 
 using namespace std::chrono_literals;
+using test::ctx_for;
+using test::find_sample;
+using test::sample_value;
 using test::LoopbackHttpServer;
 using test::LoopbackReply;
 using test::LoopbackRequest;
@@ -37,23 +41,6 @@ class CurlEnv : public ::testing::Environment {
 };
 const auto* const kCurlEnv = ::testing::AddGlobalTestEnvironment(new CurlEnv);
 
-ProbeContext ctx_for(Duration timeout) {
-  ProbeContext c;
-  c.deadline = Clock::now() + timeout;
-  return c;
-}
-
-const Sample* find(const ProbeResult& r, const std::string& name, const Labels& labels = {}) {
-  for (const auto& s : r.samples)
-    if (s.name == name && (labels.empty() || s.labels == labels)) return &s;
-  return nullptr;
-}
-
-double value(const ProbeResult& r, const std::string& name, const Labels& labels = {}) {
-  auto* s = find(r, name, labels);
-  EXPECT_NE(s, nullptr) << "no sample " << name;
-  return s ? s->value : -1;
-}
 
 std::vector<JsonValueSpec> two_values() { return {{"incoming", "/queues/incoming/depth"}, {"second", "/list/1"}}; }
 
@@ -67,9 +54,9 @@ TEST(HttpJson, ReadsNumbersAtPointers) {
   });
   auto r = HttpJsonProbe(srv.url("/status?x=1"), two_values(), {}).run(ctx_for(5s));
   ASSERT_TRUE(r.success) << r.message;
-  EXPECT_EQ(value(r, "pacs_queue_json_value", {{"name", "incoming"}}), 7);
-  EXPECT_EQ(value(r, "pacs_queue_json_value", {{"name", "second"}}), 2.5);
-  EXPECT_EQ(value(r, "pacs_http_status_code"), 200);
+  EXPECT_EQ(sample_value(r, "pacs_queue_json_value", {{"name", "incoming"}}), 7);
+  EXPECT_EQ(sample_value(r, "pacs_queue_json_value", {{"name", "second"}}), 2.5);
+  EXPECT_EQ(sample_value(r, "pacs_http_status_code"), 200);
 }
 
 TEST(HttpJson, MissingPointerOrNonNumberIsProtocolErrorNamingThePointer) {
@@ -79,7 +66,7 @@ TEST(HttpJson, MissingPointerOrNonNumberIsProtocolErrorNamingThePointer) {
   auto r = HttpJsonProbe(srv.url("/"), {{"incoming", "/queues/incoming/depth"}}, {}).run(ctx_for(5s));
   EXPECT_EQ(r.reason, Reason::protocol_error);
   EXPECT_NE(r.message.find("/queues/incoming/depth is a string, not a number"), std::string::npos) << r.message;
-  EXPECT_EQ(find(r, "pacs_queue_json_value"), nullptr);
+  EXPECT_EQ(find_sample(r, "pacs_queue_json_value"), nullptr);
 
   r = HttpJsonProbe(srv.url("/"), {{"second", "/list/1"}}, {}).run(ctx_for(5s));
   EXPECT_EQ(r.reason, Reason::protocol_error);
@@ -91,7 +78,7 @@ TEST(HttpJson, ServerErrorIsHttpStatusWithCode) {
   auto r = HttpJsonProbe(srv.url("/"), two_values(), {}).run(ctx_for(5s));
   EXPECT_FALSE(r.success);
   EXPECT_EQ(r.reason, Reason::http_status);
-  EXPECT_EQ(value(r, "pacs_http_status_code"), 500);
+  EXPECT_EQ(sample_value(r, "pacs_http_status_code"), 500);
   EXPECT_NE(r.message.find("HTTP 500"), std::string::npos) << r.message;
 }
 
@@ -100,7 +87,7 @@ TEST(HttpJson, MalformedJsonIsProtocolError) {
   auto r = HttpJsonProbe(srv.url("/"), two_values(), {}).run(ctx_for(5s));
   EXPECT_EQ(r.reason, Reason::protocol_error);
   EXPECT_NE(r.message.find("not valid JSON"), std::string::npos) << r.message;
-  EXPECT_EQ(value(r, "pacs_http_status_code"), 200);
+  EXPECT_EQ(sample_value(r, "pacs_http_status_code"), 200);
 }
 
 TEST(HttpJson, SilentServerReturnsByDeadline) {
@@ -111,7 +98,7 @@ TEST(HttpJson, SilentServerReturnsByDeadline) {
   EXPECT_EQ(r.reason, Reason::protocol_error);
   EXPECT_NE(r.message.find("no complete HTTP response before the deadline"), std::string::npos) << r.message;
   EXPECT_LT(took, 1500ms);
-  EXPECT_EQ(find(r, "pacs_http_status_code"), nullptr);
+  EXPECT_EQ(find_sample(r, "pacs_http_status_code"), nullptr);
 }
 
 TEST(HttpJson, NothingListeningIsConnectionRefused) {
@@ -172,7 +159,7 @@ TEST(HttpClient, BasicAuthFromFileOrEnvNeverInMessages) {
   ::setenv("PACS_TEST_QUEUE_PW", "wrong-pass", 1);
   r = HttpJsonProbe(srv.url("/"), two_values(), s).run(ctx_for(5s));
   EXPECT_EQ(r.reason, Reason::http_status);
-  EXPECT_EQ(value(r, "pacs_http_status_code"), 401);
+  EXPECT_EQ(sample_value(r, "pacs_http_status_code"), 401);
   EXPECT_EQ(r.message.find("wrong-pass"), std::string::npos) << r.message;
   ::unsetenv("PACS_TEST_QUEUE_PW");
 
@@ -224,7 +211,7 @@ TEST(HttpClient, TlsVerificationOnByDefault) {
   s.ca_file = (d / "cert.pem").string();
   r = HttpJsonProbe(url, two_values(), s).run(ctx_for(5s));
   EXPECT_EQ(r.reason, Reason::protocol_error) << r.message;
-  EXPECT_EQ(value(r, "pacs_http_status_code"), 200);
+  EXPECT_EQ(sample_value(r, "pacs_http_status_code"), 200);
 
   HttpSettings insecure;
   insecure.insecure_skip_verify = true;
@@ -258,16 +245,16 @@ TEST(Dcm4chee, CountsPerQueueAndStatus) {
   Dcm4cheeQueuesProbe probe(srv.url("/dcm4chee-arc"), {"StgCmtSCU", "Export1"}, {});
   auto r = probe.run(ctx_for(5s));
   ASSERT_TRUE(r.success) << r.message;
-  EXPECT_EQ(value(r, "pacs_queue_items", {{"queue", "StgCmtSCU"}, {"state", "scheduled"}}), 1);
-  EXPECT_EQ(value(r, "pacs_queue_items", {{"queue", "StgCmtSCU"}, {"state", "in_process"}}), 2);
-  EXPECT_EQ(value(r, "pacs_queue_items", {{"queue", "StgCmtSCU"}, {"state", "canceled"}}), 6);
-  EXPECT_EQ(value(r, "pacs_queue_items", {{"queue", "Export1"}, {"state", "scheduled"}}), 7);
-  EXPECT_EQ(value(r, "pacs_queue_items", {{"queue", "Export1"}, {"state", "failed"}}), 10);
-  EXPECT_EQ(value(r, "pacs_queue_items", {{"queue", "Export1"}, {"state", "completed"}}), 11);
+  EXPECT_EQ(sample_value(r, "pacs_queue_items", {{"queue", "StgCmtSCU"}, {"state", "scheduled"}}), 1);
+  EXPECT_EQ(sample_value(r, "pacs_queue_items", {{"queue", "StgCmtSCU"}, {"state", "in_process"}}), 2);
+  EXPECT_EQ(sample_value(r, "pacs_queue_items", {{"queue", "StgCmtSCU"}, {"state", "canceled"}}), 6);
+  EXPECT_EQ(sample_value(r, "pacs_queue_items", {{"queue", "Export1"}, {"state", "scheduled"}}), 7);
+  EXPECT_EQ(sample_value(r, "pacs_queue_items", {{"queue", "Export1"}, {"state", "failed"}}), 10);
+  EXPECT_EQ(sample_value(r, "pacs_queue_items", {{"queue", "Export1"}, {"state", "completed"}}), 11);
   int items = 0;
   for (const auto& s : r.samples) items += s.name == "pacs_queue_items";
   EXPECT_EQ(items, 12);
-  EXPECT_EQ(value(r, "pacs_http_status_code"), 200);
+  EXPECT_EQ(sample_value(r, "pacs_http_status_code"), 200);
   EXPECT_EQ(srv.requests().size(), 12u);
 }
 
@@ -276,7 +263,7 @@ TEST(Dcm4chee, UnknownQueueIsHttpStatus404) {
   LoopbackHttpServer srv([&](const LoopbackRequest& req) { return dcm4chee_handler(req, counts); });
   auto r = Dcm4cheeQueuesProbe(srv.url("/dcm4chee-arc"), {"Nope"}, {}).run(ctx_for(5s));
   EXPECT_EQ(r.reason, Reason::http_status);
-  EXPECT_EQ(value(r, "pacs_http_status_code"), 404);
+  EXPECT_EQ(sample_value(r, "pacs_http_status_code"), 404);
   EXPECT_NE(r.message.find("queue \"Nope\""), std::string::npos) << r.message;
 }
 
@@ -284,7 +271,7 @@ TEST(Dcm4chee, ServerErrorMalformedAndSilent) {
   LoopbackHttpServer err([](const LoopbackRequest&) { return LoopbackReply::json("oops", 500); });
   auto r = Dcm4cheeQueuesProbe(err.url("/dcm4chee-arc"), {"Export1"}, {}).run(ctx_for(5s));
   EXPECT_EQ(r.reason, Reason::http_status);
-  EXPECT_EQ(value(r, "pacs_http_status_code"), 500);
+  EXPECT_EQ(sample_value(r, "pacs_http_status_code"), 500);
 
   LoopbackHttpServer bad([](const LoopbackRequest&) { return LoopbackReply::json("{\"count\": \"many\"}"); });
   r = Dcm4cheeQueuesProbe(bad.url("/dcm4chee-arc"), {"Export1"}, {}).run(ctx_for(5s));
@@ -304,14 +291,6 @@ TEST(Dcm4chee, ServerErrorMalformedAndSilent) {
 
 // ---- config ------------------------------------------------------------------
 
-void expect_config_error(const std::string& toml, const std::string& want) {
-  try {
-    parse_config(toml, "t.toml");
-    ADD_FAILURE() << "accepted: " << toml;
-  } catch (const ConfigError& e) {
-    EXPECT_EQ(std::string(e.what()), want);
-  }
-}
 
 TEST(QueueConfig, HttpTablesValid) {
   auto cfg = parse_config(R"([[queue]]
@@ -351,25 +330,25 @@ insecure_skip_verify = false
 TEST(QueueConfig, HttpTableErrors) {
   const std::string j = "[[queue]]\nname = \"q\"\ntype = \"http_json\"\n";
   const std::string vals = "values = [{ name = \"a\", pointer = \"/a\" }]\n";
-  expect_config_error(j + vals, "t.toml:1: queue[0]: missing required key \"url\"");
-  expect_config_error(j + "url = \"ftp://x/\"\n" + vals, "t.toml:4: queue[0].url: must be an http:// or https:// URL");
-  expect_config_error(j + "url = \"http://u:p@x/\"\n" + vals,
+  test::expect_config_error(j + vals, "t.toml:1: queue[0]: missing required key \"url\"");
+  test::expect_config_error(j + "url = \"ftp://x/\"\n" + vals, "t.toml:4: queue[0].url: must be an http:// or https:// URL");
+  test::expect_config_error(j + "url = \"http://u:p@x/\"\n" + vals,
                       "t.toml:4: queue[0].url: must not contain credentials; use username with password_file or "
                       "password_env");
-  expect_config_error(j + "url = \"http://x/\"\n", "t.toml:1: queue[0]: missing required key \"values\"");
-  expect_config_error(j + "url = \"http://x/\"\nvalues = [{ name = \"a\", pointer = \"a/b\" }]\n",
+  test::expect_config_error(j + "url = \"http://x/\"\n", "t.toml:1: queue[0]: missing required key \"values\"");
+  test::expect_config_error(j + "url = \"http://x/\"\nvalues = [{ name = \"a\", pointer = \"a/b\" }]\n",
                       "t.toml:5: queue[0].values[0].pointer: invalid JSON pointer \"a/b\" (RFC 6901, e.g. "
                       "\"/queues/0/depth\")");
-  expect_config_error(j + "url = \"http://x/\"\nvalues = [{ name = \"a\", pointer = \"/a\" }, { name = \"a\", "
+  test::expect_config_error(j + "url = \"http://x/\"\nvalues = [{ name = \"a\", pointer = \"/a\" }, { name = \"a\", "
                           "pointer = \"/b\" }]\n",
                       "t.toml:5: queue[0].values[1].name: duplicate value name \"a\"");
-  expect_config_error(j + "url = \"http://x/\"\n" + vals + "username = \"u\"\n",
+  test::expect_config_error(j + "url = \"http://x/\"\n" + vals + "username = \"u\"\n",
                       "t.toml:6: queue[0].username: needs password_file or password_env (passwords are never "
                       "written in the config)");
-  expect_config_error(j + "url = \"http://x/\"\n" + vals + "password = \"p\"\n", "t.toml:6: queue[0].password: unknown key");
+  test::expect_config_error(j + "url = \"http://x/\"\n" + vals + "password = \"p\"\n", "t.toml:6: queue[0].password: unknown key");
   const std::string d = "[[queue]]\nname = \"q\"\ntype = \"dcm4chee\"\nurl = \"http://x/dcm4chee-arc\"\n";
-  expect_config_error(d, "t.toml:1: queue[0]: missing required key \"queues\"");
-  expect_config_error(d + "queues = []\n",
+  test::expect_config_error(d, "t.toml:1: queue[0]: missing required key \"queues\"");
+  test::expect_config_error(d + "queues = []\n",
                       "t.toml:5: queue[0].queues: must name at least one queue (e.g. [\"StgCmtSCU\", \"Export1\"])");
 }
 

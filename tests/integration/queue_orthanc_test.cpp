@@ -17,12 +17,16 @@
 #include "probes/log.h"
 #include "probes/queue/queue.h"
 #include "tests/integration/queue_http_server.h"
+#include "tests/support/probe_testing.h"
 #include "tests/support/support.h"
 
 namespace pacs::queue {
 namespace {
 
 using namespace std::chrono_literals;
+using test::ctx_for;
+using test::find_sample;
+using test::sample_value;
 using json = nlohmann::json;
 
 class CurlEnv : public ::testing::Environment {
@@ -35,23 +39,6 @@ class CurlEnv : public ::testing::Environment {
 };
 const auto* const kCurlEnv = ::testing::AddGlobalTestEnvironment(new CurlEnv);
 
-ProbeContext ctx_for(Duration timeout) {
-  ProbeContext c;
-  c.deadline = Clock::now() + timeout;
-  return c;
-}
-
-const Sample* find(const ProbeResult& r, const std::string& name, const Labels& labels = {}) {
-  for (const auto& s : r.samples)
-    if (s.name == name && (labels.empty() || s.labels == labels)) return &s;
-  return nullptr;
-}
-
-double value(const ProbeResult& r, const std::string& name, const Labels& labels = {}) {
-  auto* s = find(r, name, labels);
-  EXPECT_NE(s, nullptr) << "no sample " << name;
-  return s ? s->value : -1;
-}
 
 // A TCP listener that never accepts: connections complete in the kernel
 // backlog and then nothing answers (a hung DICOM peer).
@@ -139,11 +126,11 @@ TEST(OrthancQueue, JobsByStateAndArchiveStatistics) {
   auto r = probe.run(ctx_for(10s));
   ASSERT_TRUE(r.success) << r.message;
   for (std::string s : {"pending", "running", "paused", "failure", "success", "retry"}) {
-    EXPECT_EQ(value(r, "pacs_queue_items", {{"state", s}}), 0) << s;
+    EXPECT_EQ(sample_value(r, "pacs_queue_items", {{"state", s}}), 0) << s;
   }
-  EXPECT_EQ(value(r, "pacs_archive_studies"), 0);
-  EXPECT_EQ(value(r, "pacs_queue_oldest_item_age_seconds"), 0);
-  EXPECT_EQ(value(r, "pacs_http_status_code"), 200);
+  EXPECT_EQ(sample_value(r, "pacs_archive_studies"), 0);
+  EXPECT_EQ(sample_value(r, "pacs_queue_oldest_item_age_seconds"), 0);
+  EXPECT_EQ(sample_value(r, "pacs_http_status_code"), 200);
 
   // Two real studies.
   test::TempDir tmp;
@@ -184,14 +171,14 @@ TEST(OrthancQueue, JobsByStateAndArchiveStatistics) {
     EXPECT_EQ(probe_counts(r), before);
   }
   EXPECT_TRUE(compared) << "Orthanc's job list never held still";
-  EXPECT_EQ(value(r, "pacs_queue_items", {{"state", "failure"}, {"job_type", "DicomModalityStore"}}), 1);
-  EXPECT_EQ(value(r, "pacs_queue_items", {{"state", "paused"}, {"job_type", "DicomModalityStore"}}), 1);
-  EXPECT_EQ(value(r, "pacs_queue_items", {{"state", "success"}, {"job_type", "Archive"}}), 1);
+  EXPECT_EQ(sample_value(r, "pacs_queue_items", {{"state", "failure"}, {"job_type", "DicomModalityStore"}}), 1);
+  EXPECT_EQ(sample_value(r, "pacs_queue_items", {{"state", "paused"}, {"job_type", "DicomModalityStore"}}), 1);
+  EXPECT_EQ(sample_value(r, "pacs_queue_items", {{"state", "success"}, {"job_type", "Archive"}}), 1);
   // Zero-filled: every state exists for every job type seen.
-  EXPECT_EQ(value(r, "pacs_queue_items", {{"state", "retry"}, {"job_type", "Archive"}}), 0);
-  EXPECT_EQ(value(r, "pacs_queue_items", {{"state", "failure"}, {"job_type", "Archive"}}), 0);
-  double pending = value(r, "pacs_queue_items", {{"state", "pending"}, {"job_type", "DicomModalityStore"}});
-  double age = value(r, "pacs_queue_oldest_item_age_seconds");
+  EXPECT_EQ(sample_value(r, "pacs_queue_items", {{"state", "retry"}, {"job_type", "Archive"}}), 0);
+  EXPECT_EQ(sample_value(r, "pacs_queue_items", {{"state", "failure"}, {"job_type", "Archive"}}), 0);
+  double pending = sample_value(r, "pacs_queue_items", {{"state", "pending"}, {"job_type", "DicomModalityStore"}});
+  double age = sample_value(r, "pacs_queue_oldest_item_age_seconds");
   if (pending > 0) {
     EXPECT_GE(age, 0);
     EXPECT_LT(age, 120) << "CreationTime parsed in the wrong time zone?";
@@ -200,11 +187,11 @@ TEST(OrthancQueue, JobsByStateAndArchiveStatistics) {
   }
 
   auto stats = get_json(port, "/statistics");
-  EXPECT_EQ(value(r, "pacs_archive_studies"), 2);
-  EXPECT_EQ(value(r, "pacs_archive_series"), 2);
-  EXPECT_EQ(value(r, "pacs_archive_instances"), 2);
-  EXPECT_EQ(value(r, "pacs_archive_stored_bytes"), std::stod(stats["TotalDiskSize"].get<std::string>()));
-  EXPECT_GT(value(r, "pacs_archive_stored_bytes"), 0);
+  EXPECT_EQ(sample_value(r, "pacs_archive_studies"), 2);
+  EXPECT_EQ(sample_value(r, "pacs_archive_series"), 2);
+  EXPECT_EQ(sample_value(r, "pacs_archive_instances"), 2);
+  EXPECT_EQ(sample_value(r, "pacs_archive_stored_bytes"), std::stod(stats["TotalDiskSize"].get<std::string>()));
+  EXPECT_GT(sample_value(r, "pacs_archive_stored_bytes"), 0);
 }
 
 TEST(OrthancQueue, PendingJobAgeFromCreationTime) {
@@ -225,8 +212,8 @@ TEST(OrthancQueue, PendingJobAgeFromCreationTime) {
   std::this_thread::sleep_for(1200ms);
   auto r = OrthancJobsProbe(orthanc.url(), {}).run(ctx_for(10s));
   ASSERT_TRUE(r.success) << r.message;
-  EXPECT_GE(value(r, "pacs_queue_items", {{"state", "pending"}, {"job_type", "DicomModalityStore"}}), 1);
-  double age = value(r, "pacs_queue_oldest_item_age_seconds");
+  EXPECT_GE(sample_value(r, "pacs_queue_items", {{"state", "pending"}, {"job_type", "DicomModalityStore"}}), 1);
+  double age = sample_value(r, "pacs_queue_oldest_item_age_seconds");
   EXPECT_GE(age, 1.0) << "pending for at least the 1.2 s we slept";
   EXPECT_LT(age, 60.0) << "CreationTime parsed in the wrong time zone?";
 }
@@ -256,9 +243,9 @@ TEST(OrthancQueue, StoppedOrthancIsConnectionRefusedOthersUnaffected) {
   t2.join();
   t3.join();
   EXPECT_EQ(down.reason, Reason::connection_refused) << down.message;
-  EXPECT_EQ(find(down, "pacs_http_status_code"), nullptr);
+  EXPECT_EQ(find_sample(down, "pacs_http_status_code"), nullptr);
   EXPECT_TRUE(json_r.success) << json_r.message;
-  EXPECT_EQ(value(json_r, "pacs_queue_json_value", {{"name", "depth"}}), 3);
+  EXPECT_EQ(sample_value(json_r, "pacs_queue_json_value", {{"name", "depth"}}), 3);
   EXPECT_TRUE(spool_r.success) << spool_r.message;
 
   // And back.

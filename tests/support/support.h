@@ -8,6 +8,7 @@
 #include <memory>
 #include <tuple>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -125,6 +126,15 @@ class Orthanc {
 std::filesystem::path make_dicom_file(const std::filesystem::path& out, const std::string& patient_name,
                                       const std::string& patient_id, const std::string& study_date,
                                       const std::string& modality = "OT");
+
+// The value of one series in Prometheus text exposition, e.g.
+// metric_value(text, "pacs_probe_success{probe=\"x\",target=\"y\"}"); nullopt when absent.
+std::optional<double> metric_value(const std::string& text, const std::string& series);
+
+// Runs `fn` in a forked child that dropped to uid/gid 65534 (nobody), and
+// returns what it returned (when not root: as is). Tests run as root, which no permission check
+// refuses; this is how they see EACCES.
+std::string run_as_nobody(const std::function<std::string()>& fn);
 
 // True when the binary is absent; the caller GTEST_SKIPs with the message.
 // In CI (CI=true) an absent peer is a failure, not a skip.

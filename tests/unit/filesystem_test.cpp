@@ -22,6 +22,7 @@
 #include "agent/config.h"
 #include "probes/filesystem/filesystem.h"
 #include "probes/log.h"
+#include "tests/support/probe_testing.h"
 #include "tests/support/support.h"
 
 namespace pacs::filesystem {
@@ -29,24 +30,10 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
+using test::ctx_for;
+using test::find_sample;
+using test::sample_value;
 
-ProbeContext ctx_for(Duration timeout) {
-  ProbeContext c;
-  c.deadline = Clock::now() + timeout;
-  return c;
-}
-
-const Sample* find_sample(const ProbeResult& r, const std::string& name) {
-  for (const auto& s : r.samples)
-    if (s.name == name) return &s;
-  return nullptr;
-}
-
-double value(const ProbeResult& r, const std::string& name) {
-  auto* s = find_sample(r, name);
-  EXPECT_NE(s, nullptr) << "no sample " << name;
-  return s ? s->value : -1;
-}
 
 void expect_within_1pct(double got, double want, const char* what) {
   EXPECT_NEAR(got, want, want * 0.01 + 1) << what;
@@ -62,13 +49,13 @@ TEST(FilesystemProbe, ValuesAgreeWithStatvfsAndDf) {
   struct statvfs st {};
   ASSERT_EQ(::statvfs(dir.path().c_str(), &st), 0);
   const double bs = static_cast<double>(st.f_frsize);
-  expect_within_1pct(value(r, "pacs_filesystem_size_bytes"), st.f_blocks * bs, "size vs statvfs");
-  expect_within_1pct(value(r, "pacs_filesystem_avail_bytes"), st.f_bavail * bs, "avail vs statvfs");
-  expect_within_1pct(value(r, "pacs_filesystem_free_bytes"), st.f_bfree * bs, "free vs statvfs");
-  expect_within_1pct(value(r, "pacs_filesystem_files"), static_cast<double>(st.f_files), "files vs statvfs");
-  expect_within_1pct(value(r, "pacs_filesystem_files_free"), static_cast<double>(st.f_ffree), "files_free");
-  EXPECT_EQ(value(r, "pacs_filesystem_readonly"), 0);
-  EXPECT_EQ(value(r, "pacs_filesystem_stuck"), 0);
+  expect_within_1pct(sample_value(r, "pacs_filesystem_size_bytes"), st.f_blocks * bs, "size vs statvfs");
+  expect_within_1pct(sample_value(r, "pacs_filesystem_avail_bytes"), st.f_bavail * bs, "avail vs statvfs");
+  expect_within_1pct(sample_value(r, "pacs_filesystem_free_bytes"), st.f_bfree * bs, "free vs statvfs");
+  expect_within_1pct(sample_value(r, "pacs_filesystem_files"), static_cast<double>(st.f_files), "files vs statvfs");
+  expect_within_1pct(sample_value(r, "pacs_filesystem_files_free"), static_cast<double>(st.f_ffree), "files_free");
+  EXPECT_EQ(sample_value(r, "pacs_filesystem_readonly"), 0);
+  EXPECT_EQ(sample_value(r, "pacs_filesystem_stuck"), 0);
   for (const auto& s : r.samples) {
     ASSERT_EQ(s.labels.size(), 1u) << s.name;
     EXPECT_EQ(s.labels[0].first, "path");
@@ -85,8 +72,8 @@ TEST(FilesystemProbe, ValuesAgreeWithStatvfsAndDf) {
   double size = 0, avail = 0;
   in >> h1 >> h2 >> size >> avail;
   ASSERT_GT(size, 0) << out;
-  expect_within_1pct(value(r, "pacs_filesystem_size_bytes"), size, "size vs df");
-  expect_within_1pct(value(r, "pacs_filesystem_avail_bytes"), avail, "avail vs df");
+  expect_within_1pct(sample_value(r, "pacs_filesystem_size_bytes"), size, "size vs df");
+  expect_within_1pct(sample_value(r, "pacs_filesystem_avail_bytes"), avail, "avail vs df");
 }
 
 TEST(FilesystemProbe, MissingPathIsIoErrorWithErrnoText) {
@@ -96,7 +83,7 @@ TEST(FilesystemProbe, MissingPathIsIoErrorWithErrnoText) {
   EXPECT_FALSE(r.success);
   EXPECT_EQ(r.reason, Reason::io_error);
   EXPECT_NE(r.message.find("No such file or directory"), std::string::npos) << r.message;
-  EXPECT_EQ(value(r, "pacs_filesystem_stuck"), 0);
+  EXPECT_EQ(sample_value(r, "pacs_filesystem_stuck"), 0);
   EXPECT_EQ(find_sample(r, "pacs_filesystem_size_bytes"), nullptr);
 }
 
@@ -118,33 +105,12 @@ TEST(FilesystemProbe, PermissionDeniedIsIoError) {
   fs::permissions(dir.path() / "locked", fs::perms::none);
   const std::string target = (dir.path() / "locked" / "inner").string();
 
-  int pipefd[2];
-  ASSERT_EQ(::pipe(pipefd), 0);
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::close(pipefd[0]);
-    std::string report;
-    if (::getuid() == 0 && (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0)) {
-      report = "setuid failed";
-    } else {
-      FilesystemProbe probe({target}, std::make_shared<StatWatchdog>());
-      auto r = probe.run(ctx_for(5s));
-      report = std::string(to_string(r.reason)) + "|" + r.message;
-    }
-    auto n = ::write(pipefd[1], report.data(), report.size());
-    ::_exit(n == static_cast<ssize_t>(report.size()) ? 0 : 1);
-  }
-  ::close(pipefd[1]);
-  std::string got;
-  char buf[512];
-  ssize_t n;
-  while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
-  ::close(pipefd[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
+  std::string got = test::run_as_nobody([&] {
+    FilesystemProbe probe({target}, std::make_shared<StatWatchdog>());
+    auto r = probe.run(test::ctx_for(5s));
+    return std::string(to_string(r.reason)) + "|" + r.message;
+  });
   fs::permissions(dir.path() / "locked", fs::perms::owner_all);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << got;
   EXPECT_EQ(got.substr(0, got.find('|')), "io_error") << got;
   EXPECT_NE(got.find("Permission denied"), std::string::npos) << got;
 }
@@ -190,7 +156,7 @@ TEST(FilesystemWatchdog, BlockedStatTimesOutFailsFastThenRecovers) {
   auto r = stuck.run(ctx_for(300ms));
   auto took = Clock::now() - t0;
   EXPECT_EQ(r.reason, Reason::io_timeout) << r.message;
-  EXPECT_EQ(value(r, "pacs_filesystem_stuck"), 1);
+  EXPECT_EQ(sample_value(r, "pacs_filesystem_stuck"), 1);
   EXPECT_GE(took, 300ms);
   EXPECT_LT(took, 2300ms) << "returned long after its deadline";
   EXPECT_TRUE(wd->stuck(stuck_dir.path().string()));
@@ -201,7 +167,7 @@ TEST(FilesystemWatchdog, BlockedStatTimesOutFailsFastThenRecovers) {
   std::thread t([&] { other = healthy.run(ctx_for(5s)); });
   t.join();
   EXPECT_TRUE(other.success) << other.message;
-  EXPECT_EQ(value(other, "pacs_filesystem_stuck"), 0);
+  EXPECT_EQ(sample_value(other, "pacs_filesystem_stuck"), 0);
 
   // 3. Later runs (also a fresh instance, as /probe builds) fail fast and do
   //    not stat the path again: no new helper thread per run.
@@ -211,7 +177,7 @@ TEST(FilesystemWatchdog, BlockedStatTimesOutFailsFastThenRecovers) {
     r = p->run(ctx_for(10s));
     EXPECT_LT(Clock::now() - t0, 5s) << "should not wait for a stuck path";
     EXPECT_EQ(r.reason, Reason::io_timeout);
-    EXPECT_EQ(value(r, "pacs_filesystem_stuck"), 1);
+    EXPECT_EQ(sample_value(r, "pacs_filesystem_stuck"), 1);
   }
   EXPECT_EQ(blocker->calls_on_stuck.load(), 1);
   EXPECT_EQ(wd->calls_in_flight(), 1);
@@ -224,7 +190,7 @@ TEST(FilesystemWatchdog, BlockedStatTimesOutFailsFastThenRecovers) {
   EXPECT_FALSE(wd->stuck(stuck_dir.path().string()));
   r = stuck.run(ctx_for(5s));
   EXPECT_TRUE(r.success) << r.message;
-  EXPECT_EQ(value(r, "pacs_filesystem_stuck"), 0);
+  EXPECT_EQ(sample_value(r, "pacs_filesystem_stuck"), 0);
   EXPECT_EQ(blocker->calls_on_stuck.load(), 2);
 }
 

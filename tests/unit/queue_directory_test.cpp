@@ -16,6 +16,7 @@
 
 #include "agent/config.h"
 #include "probes/queue/queue.h"
+#include "tests/support/probe_testing.h"
 #include "tests/support/support.h"
 
 namespace pacs::queue {
@@ -23,19 +24,9 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
+using test::ctx_for;
+using test::sample_value;
 
-ProbeContext ctx_for(Duration timeout) {
-  ProbeContext c;
-  c.deadline = Clock::now() + timeout;
-  return c;
-}
-
-double value(const ProbeResult& r, const std::string& name) {
-  for (const auto& s : r.samples)
-    if (s.name == name) return s.value;
-  ADD_FAILURE() << "no sample " << name;
-  return -1;
-}
 
 bool has(const ProbeResult& r, const std::string& name) {
   for (const auto& s : r.samples)
@@ -72,27 +63,27 @@ TEST(SpoolDirectory, ExactCountsBytesAndOldestAge) {
 
   auto r = run(at(d.path()));
   ASSERT_TRUE(r.success) << r.message;
-  EXPECT_EQ(value(r, "pacs_queue_items"), 3);
-  EXPECT_EQ(value(r, "pacs_queue_bytes"), 2015);
-  EXPECT_NEAR(value(r, "pacs_queue_oldest_item_age_seconds"), 3600, 3);
-  EXPECT_EQ(value(r, "pacs_queue_scan_partial"), 0);
+  EXPECT_EQ(sample_value(r, "pacs_queue_items"), 3);
+  EXPECT_EQ(sample_value(r, "pacs_queue_bytes"), 2015);
+  EXPECT_NEAR(sample_value(r, "pacs_queue_oldest_item_age_seconds"), 3600, 3);
+  EXPECT_EQ(sample_value(r, "pacs_queue_scan_partial"), 0);
   for (const auto& s : r.samples) EXPECT_TRUE(s.labels.empty()) << s.name;
 
   SpoolOptions hidden = at(d.path());
   hidden.include_hidden = true;
   r = run(hidden);
-  EXPECT_EQ(value(r, "pacs_queue_items"), 4);
-  EXPECT_EQ(value(r, "pacs_queue_bytes"), 3014);
-  EXPECT_NEAR(value(r, "pacs_queue_oldest_item_age_seconds"), 7200, 3);
+  EXPECT_EQ(sample_value(r, "pacs_queue_items"), 4);
+  EXPECT_EQ(sample_value(r, "pacs_queue_bytes"), 3014);
+  EXPECT_NEAR(sample_value(r, "pacs_queue_oldest_item_age_seconds"), 7200, 3);
 }
 
 TEST(SpoolDirectory, EmptyFolderHasZeroAge) {
   test::TempDir d;
   auto r = run(at(d.path()));
   ASSERT_TRUE(r.success) << r.message;
-  EXPECT_EQ(value(r, "pacs_queue_items"), 0);
-  EXPECT_EQ(value(r, "pacs_queue_bytes"), 0);
-  EXPECT_EQ(value(r, "pacs_queue_oldest_item_age_seconds"), 0);
+  EXPECT_EQ(sample_value(r, "pacs_queue_items"), 0);
+  EXPECT_EQ(sample_value(r, "pacs_queue_bytes"), 0);
+  EXPECT_EQ(sample_value(r, "pacs_queue_oldest_item_age_seconds"), 0);
 }
 
 TEST(SpoolDirectory, PatternRecursionAndDepth) {
@@ -107,30 +98,30 @@ TEST(SpoolDirectory, PatternRecursionAndDepth) {
   SpoolOptions o = at(d.path());
   o.pattern = "*.dcm";
   auto r = run(o);
-  EXPECT_EQ(value(r, "pacs_queue_items"), 1);
-  EXPECT_EQ(value(r, "pacs_queue_bytes"), 1);
+  EXPECT_EQ(sample_value(r, "pacs_queue_items"), 1);
+  EXPECT_EQ(sample_value(r, "pacs_queue_bytes"), 1);
 
   o.recursive = true;
   r = run(o);
-  EXPECT_EQ(value(r, "pacs_queue_items"), 4);
-  EXPECT_EQ(value(r, "pacs_queue_bytes"), 1 + 4 + 8 + 16);
-  EXPECT_NEAR(value(r, "pacs_queue_oldest_item_age_seconds"), 500, 3);
+  EXPECT_EQ(sample_value(r, "pacs_queue_items"), 4);
+  EXPECT_EQ(sample_value(r, "pacs_queue_bytes"), 1 + 4 + 8 + 16);
+  EXPECT_NEAR(sample_value(r, "pacs_queue_oldest_item_age_seconds"), 500, 3);
 
   o.max_depth = 1;
   r = run(o);
-  EXPECT_EQ(value(r, "pacs_queue_items"), 2);
-  EXPECT_EQ(value(r, "pacs_queue_bytes"), 5);
+  EXPECT_EQ(sample_value(r, "pacs_queue_items"), 2);
+  EXPECT_EQ(sample_value(r, "pacs_queue_bytes"), 5);
 
   o.max_depth = 2;
   o.pattern.clear();
   r = run(o);
-  EXPECT_EQ(value(r, "pacs_queue_items"), 4);  // top.dcm top.txt one.dcm two.dcm
-  EXPECT_EQ(value(r, "pacs_queue_bytes"), 1 + 2 + 4 + 8);
+  EXPECT_EQ(sample_value(r, "pacs_queue_items"), 4);  // top.dcm top.txt one.dcm two.dcm
+  EXPECT_EQ(sample_value(r, "pacs_queue_bytes"), 1 + 2 + 4 + 8);
 
   o.max_depth = 16;
   o.include_hidden = true;
   r = run(o);
-  EXPECT_EQ(value(r, "pacs_queue_items"), 6);
+  EXPECT_EQ(sample_value(r, "pacs_queue_items"), 6);
 }
 
 TEST(SpoolDirectory, MissingOrNotAFolderIsIoError) {
@@ -147,30 +138,6 @@ TEST(SpoolDirectory, MissingOrNotAFolderIsIoError) {
   EXPECT_NE(r.message.find("Not a directory"), std::string::npos) << r.message;
 }
 
-// Runs `fn` in a child that dropped root (uid/gid 65534), returning what it
-// wrote. The suite runs as root, for whom permission bits do not apply.
-std::string as_nobody(const std::function<std::string()>& fn) {
-  int pipefd[2];
-  if (::pipe(pipefd) != 0) return "pipe failed";
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::close(pipefd[0]);
-    std::string out = (::getuid() == 0 && (::setgroups(0, nullptr) || ::setgid(65534) || ::setuid(65534)))
-                          ? "setuid failed"
-                          : fn();
-    auto n = ::write(pipefd[1], out.data(), out.size());
-    ::_exit(n == static_cast<ssize_t>(out.size()) ? 0 : 1);
-  }
-  ::close(pipefd[1]);
-  std::string got;
-  char buf[512];
-  ssize_t n;
-  while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
-  ::close(pipefd[0]);
-  int st = 0;
-  ::waitpid(pid, &st, 0);
-  return got;
-}
 
 TEST(SpoolDirectory, UnreadableFolderIsIoError) {
   test::TempDir d;
@@ -187,7 +154,7 @@ TEST(SpoolDirectory, UnreadableFolderIsIoError) {
       if (s.name == "pacs_queue_items") items = std::to_string(static_cast<int>(s.value));
     return std::string(to_string(r.reason)) + "|" + items + "|" + r.message;
   };
-  std::string top = as_nobody([&] { return report(run(at((d / "spool")))); });
+  std::string top = test::run_as_nobody([&] { return report(run(at((d / "spool")))); });
   EXPECT_EQ(top.substr(0, top.find('|')), "io_error") << top;
   EXPECT_NE(top.find("Permission denied"), std::string::npos) << top;
 
@@ -195,7 +162,7 @@ TEST(SpoolDirectory, UnreadableFolderIsIoError) {
   // spool is invisible), with what could be counted.
   SpoolOptions o = at((d / "spool2"));
   o.recursive = true;
-  std::string sub = as_nobody([&] { return report(run(o)); });
+  std::string sub = test::run_as_nobody([&] { return report(run(o)); });
   EXPECT_EQ(sub.substr(0, sub.find("|", 10)), "io_error|1") << sub;
   EXPECT_NE(sub.find("locked: Permission denied"), std::string::npos) << sub;
   fs::permissions(d / "spool", fs::perms::owner_all);
@@ -216,9 +183,9 @@ TEST(SpoolDirectory, BigFolderStatedInParallelStillExact) {
   o.pattern = "f*";
   auto r = run(o);
   ASSERT_TRUE(r.success) << r.message;
-  EXPECT_EQ(value(r, "pacs_queue_items"), 6000);
-  EXPECT_EQ(value(r, "pacs_queue_bytes"), static_cast<double>(bytes));
-  EXPECT_NEAR(value(r, "pacs_queue_oldest_item_age_seconds"), 86400, 3);
+  EXPECT_EQ(sample_value(r, "pacs_queue_items"), 6000);
+  EXPECT_EQ(sample_value(r, "pacs_queue_bytes"), static_cast<double>(bytes));
+  EXPECT_NEAR(sample_value(r, "pacs_queue_oldest_item_age_seconds"), 86400, 3);
 }
 
 TEST(SpoolDirectory, DeadlineGivesPartialLowerBound) {
@@ -229,21 +196,21 @@ TEST(SpoolDirectory, DeadlineGivesPartialLowerBound) {
   auto r = SpoolDirectoryProbe(at(d.path())).run(c);
   EXPECT_FALSE(r.success);
   EXPECT_EQ(r.reason, Reason::io_timeout);
-  EXPECT_EQ(value(r, "pacs_queue_scan_partial"), 1);
-  EXPECT_LT(value(r, "pacs_queue_items"), 1000);
+  EXPECT_EQ(sample_value(r, "pacs_queue_scan_partial"), 1);
+  EXPECT_LT(sample_value(r, "pacs_queue_items"), 1000);
   EXPECT_NE(r.message.find("lower bound"), std::string::npos);
 
   std::atomic<bool> stop{true};
   c = ctx_for(10s);
   c.stop = &stop;
   r = SpoolDirectoryProbe(at(d.path())).run(c);
-  EXPECT_EQ(value(r, "pacs_queue_scan_partial"), 1);
+  EXPECT_EQ(sample_value(r, "pacs_queue_scan_partial"), 1);
   EXPECT_NE(r.message.find("shutdown"), std::string::npos) << r.message;
 
   r = run(at(d.path()));
   EXPECT_TRUE(r.success);
-  EXPECT_EQ(value(r, "pacs_queue_items"), 1000);
-  EXPECT_EQ(value(r, "pacs_queue_scan_partial"), 0);
+  EXPECT_EQ(sample_value(r, "pacs_queue_items"), 1000);
+  EXPECT_EQ(sample_value(r, "pacs_queue_scan_partial"), 0);
 }
 
 void expect_config_error(const std::string& toml, const std::string& want) {
@@ -265,7 +232,7 @@ TEST(QueueConfig, DirectoryTable) {
   EXPECT_EQ(cfg->probes[0].probe, "queue_directory");
   EXPECT_EQ(cfg->probes[0].reasons, directory_reasons());
   auto r = cfg->probes[0].make()->run(ctx_for(5s));
-  EXPECT_EQ(value(r, "pacs_queue_items"), 1);
+  EXPECT_EQ(sample_value(r, "pacs_queue_items"), 1);
 
   const std::string head = "[[queue]]\nname = \"q\"\n";
   expect_config_error(head, "t.toml:1: queue[0]: missing required key \"type\"");
