@@ -459,6 +459,30 @@ TEST(DicomFailure, PeerSendingGarbageIsProtocolError) {
   EXPECT_LT(r.seconds, 3.0 + 0.5);
 }
 
+size_t open_fds() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+// Every way a run can end gives its sockets back (ours and DCMTK's).
+TEST(DicomFailure, NoDescriptorLeaks) {
+  size_t before = open_fds();
+  {
+    ScriptedPeer silent(ScriptedPeer::Mode::silent);
+    ScriptedPeer garbage(ScriptedPeer::Mode::garbage);
+    ScriptedPeer aborter(ScriptedPeer::Mode::abort);
+    int closed = test::free_port();
+    for (int i = 0; i < 5; ++i) {
+      EXPECT_EQ(run(target(silent.port(), "A"), Check::echo, 200ms).result.reason, Reason::association_timeout);
+      EXPECT_EQ(run(target(garbage.port(), "A"), Check::find, 1s).result.reason, Reason::protocol_error);
+      EXPECT_EQ(run(target(aborter.port(), "A"), Check::worklist, 1s).result.reason, Reason::association_aborted);
+      EXPECT_EQ(run(target(closed, "A"), Check::echo, 1s).result.reason, Reason::connection_refused);
+    }
+  }
+  EXPECT_EQ(open_fds(), before);
+}
+
 // Orthanc aborts a C-FIND from a calling AE it does not know (when it is
 // not told to allow everyone): a real peer's A-ABORT after association.
 TEST(DicomFailure, OrthancAbortsUnknownCallingAe) {
