@@ -31,17 +31,6 @@ bool valid_target_name(const std::string& s) {
   return std::regex_match(s, re);
 }
 
-// DICOM AE titles: 1..16 characters of the default repertoire, no backslash,
-// not only spaces (PS3.5 6.2).
-bool valid_ae_title(const std::string& s) {
-  if (s.empty() || s.size() > 16) return false;
-  bool non_space = false;
-  for (unsigned char c : s) {
-    if (c < 0x20 || c > 0x7e || c == '\\') return false;
-    if (c != ' ') non_space = true;
-  }
-  return non_space;
-}
 
 std::string first_line(std::string s) {
   auto nl = s.find('\n');

@@ -111,7 +111,12 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   // Library-wide set-up must happen before any thread exists (DCMTK has a
   // racy one-time init; curl_global_init is not thread-safe).
-  pacs::initialize_probe_libraries(log);
+  try {
+    pacs::initialize_probe_libraries(log);
+  } catch (const std::exception& e) {
+    log.error("cannot initialise probe libraries", {{"err", e.what()}});
+    return 1;
+  }
 
   std::shared_ptr<const pacs::Config> config;
   try {

@@ -35,6 +35,16 @@ std::optional<Duration> parse_duration(std::string_view s) {
   return Duration(total_ms);
 }
 
+bool valid_ae_title(const std::string& s) {
+  if (s.empty() || s.size() > 16) return false;
+  bool non_space = false;
+  for (unsigned char c : s) {
+    if (c < 0x20 || c > 0x7e || c == '\\') return false;
+    if (c != ' ') non_space = true;
+  }
+  return non_space;
+}
+
 std::string format_duration(Duration d) {
   auto ms = d.count();
   if (ms == 0) return "0s";

@@ -33,6 +33,10 @@ class ConfigError : public std::runtime_error {
 std::optional<Duration> parse_duration(std::string_view s);
 std::string format_duration(Duration d);  // inverse, for docs and messages
 
+// DICOM AE titles (PS3.5 6.2): 1..16 characters of the default repertoire,
+// no backslash, not only spaces. Used for our calling AE and peers' AEs.
+bool valid_ae_title(const std::string& s);
+
 class ConfigTable {
  public:
   // `path` is the key path used in messages ("agent", "dicom[0]").

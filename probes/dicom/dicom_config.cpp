@@ -15,17 +15,6 @@ namespace pacs::dicom {
 
 namespace {
 
-// DICOM AE titles (PS3.5 6.2): 1..16 characters of the default repertoire,
-// no backslash, not only spaces.
-bool valid_ae_title(const std::string& s) {
-  if (s.empty() || s.size() > 16) return false;
-  bool non_space = false;
-  for (unsigned char c : s) {
-    if (c < 0x20 || c > 0x7e || c == '\\') return false;
-    if (c != ' ') non_space = true;
-  }
-  return non_space;
-}
 
 std::string read_ae(const ConfigTable& t, std::string_view key, std::optional<std::string> def) {
   auto v = def ? t.string(key, *def) : t.string(key);

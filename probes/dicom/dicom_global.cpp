@@ -78,7 +78,6 @@ void global_init(Logger& log) {
     const char* path = std::getenv("DCMDICTPATH");
     std::string msg = std::string("DICOM data dictionary not loaded (DCMDICTPATH=") + (path ? path : "<unset>") +
                       "; the libdcmtk17 package installs it under /usr/share/libdcmtk17/)";
-    log.error("dcmtk initialisation failed", {{"component", "dcmtk"}, {"err", msg}});
     throw std::runtime_error(msg);
   }
 

@@ -63,6 +63,18 @@ TEST(AgentBinary, VersionHelpAndBadFlags) {
   EXPECT_EQ(run_command({agent_binary(), "--log.level=loud", "--version"}, &out), 0);  // --version wins
 }
 
+TEST(AgentBinary, MissingDicomDictionaryIsAClearError) {
+  std::string out;
+  TempDir dir;
+  Process p({agent_binary(), "--config.check"}, dir / "out.log", {{"DCMDICTPATH", "/nonexistent/dicom.dic"}});
+  auto rc = p.wait_exit(10s);
+  ASSERT_TRUE(rc);
+  EXPECT_EQ(*rc, 1);
+  EXPECT_NE(p.log().find("msg=\"cannot initialise probe libraries\" err=\"DICOM data dictionary not loaded"),
+            std::string::npos)
+      << p.log();
+}
+
 TEST(AgentBinary, ConfigCheck) {
   TempDir dir;
   auto good = dir.write("good.toml", fs_config(dir, {"a", "b"}));
