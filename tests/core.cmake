@@ -7,3 +7,7 @@ pacs_add_test(NAME agent_e2e_test SOURCES e2e/agent_e2e_test.cpp LABELS e2e TIME
 add_dependencies(agent_e2e_test pacs-agent)
 pacs_add_test(NAME dicom_e2e_test SOURCES e2e/dicom_e2e_test.cpp LABELS e2e TIMEOUT 300)
 add_dependencies(dicom_e2e_test pacs-agent)
+# docs/configuration.md carries every probe kind's keys, copied from its README.
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+add_test(NAME docs_configuration_fresh COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/scripts/gen-config-docs --check)
+set_tests_properties(docs_configuration_fresh PROPERTIES LABELS unit)
