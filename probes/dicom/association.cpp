@@ -118,7 +118,10 @@ class Watchdog {
       auto it = queue_.begin();
       auto now = Clock::now();
       if (it->first > now) {
-        cv_.wait_until(lk, it->first);
+        // Copy: wait_until reads its time point while the lock is released,
+        // and disarm() may erase this node meanwhile (ASan: use-after-free).
+        const Clock::time_point when = it->first;
+        cv_.wait_until(lk, when);
         continue;
       }
       Guard* g = it->second;
