@@ -49,10 +49,18 @@ std::string fmt_time(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
+// Probe runs take from microseconds (statvfs) to seconds (a timeout): show
+// milliseconds below one second so a fast run does not read "0.000 s".
 std::string fmt_seconds(double s) {
   std::ostringstream os;
-  os.precision(3);
-  os << std::fixed << s << " s";
+  os << std::fixed;
+  if (s < 1) {
+    os.precision(s < 0.01 ? 3 : 1);
+    os << s * 1000 << " ms";
+  } else {
+    os.precision(2);
+    os << s << " s";
+  }
   return os.str();
 }
 
