@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -184,6 +185,11 @@ Process::Process(std::vector<std::string> argv, fs::path log_file, std::map<std:
     if (devnull >= 0) ::dup2(devnull, 0);
     if (cwd && ::chdir(cwd->c_str()) != 0) _exit(126);
     ::setpgid(0, 0);  // own process group: stop() also ends children (storescp --fork)
+    // If the test process dies without running destructors (a sanitizer
+    // abort, a crash), its peers must not live on. Tests create peers on
+    // their main thread, which is the thread PDEATHSIG watches.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() == 1) _exit(126);  // parent already gone
     ::execve(exe->c_str(), cargv.data(), cenv.data());
     _exit(127);
   }
