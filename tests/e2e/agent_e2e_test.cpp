@@ -14,10 +14,6 @@ namespace pacs::test {
 namespace {
 using namespace std::chrono_literals;
 
-std::string agent_binary() {
-  const char* b = std::getenv("PACS_AGENT_BINARY");
-  return b ? b : "build/pacs-agent";
-}
 
 // A metric line's value, or nullopt when the series is absent.
 

@@ -14,10 +14,6 @@ namespace pacs::test {
 namespace {
 using namespace std::chrono_literals;
 
-std::string agent_binary() {
-  const char* b = std::getenv("PACS_AGENT_BINARY");
-  return b ? b : "build/pacs-agent";
-}
 
 
 // Accepts TCP connections and never says a word (a hung PACS).

@@ -127,6 +127,12 @@ std::filesystem::path make_dicom_file(const std::filesystem::path& out, const st
                                       const std::string& patient_id, const std::string& study_date,
                                       const std::string& modality = "OT");
 
+// The built agent: $PACS_AGENT_BINARY (set by ctest), else build/pacs-agent.
+inline std::string agent_binary() {
+  const char* b = std::getenv("PACS_AGENT_BINARY");
+  return b ? b : "build/pacs-agent";
+}
+
 // The value of one series in Prometheus text exposition, e.g.
 // metric_value(text, "pacs_probe_success{probe=\"x\",target=\"y\"}"); nullopt when absent.
 std::optional<double> metric_value(const std::string& text, const std::string& series);

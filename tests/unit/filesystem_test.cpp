@@ -228,21 +228,12 @@ TEST(FilesystemConfig, ParsesAndBuildsProbe) {
   EXPECT_TRUE(r.success) << r.message;
 }
 
-void expect_config_error(const std::string& toml, const std::string& want) {
-  try {
-    parse_config(toml, "t.toml");
-    ADD_FAILURE() << "accepted: " << toml;
-  } catch (const ConfigError& e) {
-    EXPECT_EQ(std::string(e.what()), want);
-  }
-}
-
 TEST(FilesystemConfig, RejectsBadTables) {
-  expect_config_error("[[filesystem]]\nname = \"a\"\n", "t.toml:1: filesystem[0]: missing required key \"path\"");
-  expect_config_error("[[filesystem]]\nname = \"a\"\npath = \"data\"\n",
+  test::expect_config_error("[[filesystem]]\nname = \"a\"\n", "t.toml:1: filesystem[0]: missing required key \"path\"");
+  test::expect_config_error("[[filesystem]]\nname = \"a\"\npath = \"data\"\n",
                       "t.toml:3: filesystem[0].path: must be an absolute path");
-  expect_config_error("[[filesystem]]\nname = \"a\"\npath = 5\n", "t.toml:3: filesystem[0].path: must be a string");
-  expect_config_error("[[filesystem]]\nname = \"a\"\npath = \"/\"\nmount = \"/x\"\n",
+  test::expect_config_error("[[filesystem]]\nname = \"a\"\npath = 5\n", "t.toml:3: filesystem[0].path: must be a string");
+  test::expect_config_error("[[filesystem]]\nname = \"a\"\npath = \"/\"\nmount = \"/x\"\n",
                       "t.toml:4: filesystem[0].mount: unknown key");
 }
 

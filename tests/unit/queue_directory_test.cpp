@@ -213,15 +213,6 @@ TEST(SpoolDirectory, DeadlineGivesPartialLowerBound) {
   EXPECT_EQ(sample_value(r, "pacs_queue_scan_partial"), 0);
 }
 
-void expect_config_error(const std::string& toml, const std::string& want) {
-  try {
-    parse_config(toml, "t.toml");
-    ADD_FAILURE() << "accepted: " << toml;
-  } catch (const ConfigError& e) {
-    EXPECT_EQ(std::string(e.what()), want);
-  }
-}
-
 TEST(QueueConfig, DirectoryTable) {
   test::TempDir d;
   make_file(d / "x" / "a.dcm", 3, 5);
@@ -235,19 +226,19 @@ TEST(QueueConfig, DirectoryTable) {
   EXPECT_EQ(sample_value(r, "pacs_queue_items"), 1);
 
   const std::string head = "[[queue]]\nname = \"q\"\n";
-  expect_config_error(head, "t.toml:1: queue[0]: missing required key \"type\"");
-  expect_config_error(head + "type = \"nfs\"\n",
+  test::expect_config_error(head, "t.toml:1: queue[0]: missing required key \"type\"");
+  test::expect_config_error(head + "type = \"nfs\"\n",
                       "t.toml:3: queue[0].type: unknown queue type \"nfs\" (known: directory, orthanc, dcm4chee, "
                       "http_json)");
-  expect_config_error(head + "type = \"directory\"\npath = \"spool\"\n",
+  test::expect_config_error(head + "type = \"directory\"\npath = \"spool\"\n",
                       "t.toml:4: queue[0].path: must be an absolute path");
-  expect_config_error(head + "type = \"directory\"\npath = \"/s\"\nmax_depth = 3\n",
+  test::expect_config_error(head + "type = \"directory\"\npath = \"/s\"\nmax_depth = 3\n",
                       "t.toml:5: queue[0].max_depth: only applies with recursive = true");
-  expect_config_error(head + "type = \"directory\"\npath = \"/s\"\nrecursive = true\nmax_depth = 0\n",
+  test::expect_config_error(head + "type = \"directory\"\npath = \"/s\"\nrecursive = true\nmax_depth = 0\n",
                       "t.toml:6: queue[0].max_depth: must be 1..64");
-  expect_config_error(head + "type = \"directory\"\npath = \"/s\"\npattern = \"a/*.dcm\"\n",
+  test::expect_config_error(head + "type = \"directory\"\npath = \"/s\"\npattern = \"a/*.dcm\"\n",
                       "t.toml:5: queue[0].pattern: matches file names only; must not contain '/'");
-  expect_config_error(head + "type = \"directory\"\npath = \"/s\"\nurl = \"http://x\"\n",
+  test::expect_config_error(head + "type = \"directory\"\npath = \"/s\"\nurl = \"http://x\"\n",
                       "t.toml:5: queue[0].url: unknown key");
 }
 
