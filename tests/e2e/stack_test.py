@@ -462,8 +462,14 @@ scrape_configs:
         print(f"stack_test: recovery-to-resolve {t_res - t1:.1f} s", flush=True)
 
         # --- dashboards against this Prometheus ----------------------------------------
-        wait_for("fresh probe data after recovery", lambda: prom_query(
-            prom, 'pacs_probe_success{probe="dicom_find", target="orthanc"} == 1'), 60, stack)
+        # Every probe that watches Orthanc must have succeeded and been scraped
+        # again: a failed run drops its gauges (stale in Prometheus), and the
+        # dashboards' instant queries need them back.
+        wait_for("fresh probe data after recovery", lambda: all(prom_query(prom, q) for q in (
+            'pacs_probe_success{probe="dicom_find", target="orthanc"} == 1',
+            'pacs_probe_success{probe="queue_orthanc", target="orthanc-jobs"} == 1',
+            'pacs_archive_studies{target="orthanc-jobs"}',
+            'pacs_queue_items{probe="queue_orthanc", target="orthanc-jobs"}')), 60, stack)
         rate_iv = "1m" if prod else "30s"
         cmd = [sys.executable, os.path.join(REPO, "scripts", "check-dashboards"), "--prometheus", prom,
                "--rate-interval", rate_iv, "--var", "job=pacs-agent"]
