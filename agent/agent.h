@@ -1,15 +1,21 @@
 // The running agent: owns the current Config, the ResultStore, the
-// Scheduler, the on-demand probe pool and the HTTP routes.
+// Scheduler, the /probe endpoint, the reload lane and the HTTP routes.
 //
-// Thread-safety: handle() is called on the io_context thread; reload() may
-// be called from any thread (SIGHUP handler, POST /-/reload) and is
-// serialised internally; a bad config never replaces a running one.
+// Thread-safety: handle() is called on the io_context thread. Reloads run
+// on their own lane (one thread, joined by stop()), never on the io thread
+// and never behind probe work; a bad config never replaces a running one.
+// stop() may be called from any thread except the reload lane and the probe
+// workers; it answers every pending reload and /probe request, and joins
+// every thread the agent started.
 #pragma once
 
+#include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <prometheus/counter.h>
@@ -19,11 +25,18 @@
 
 #include "agent/config.h"
 #include "agent/http_server.h"
+#include "agent/probe_endpoint.h"
 #include "agent/result_store.h"
+#include "agent/routes.h"
 #include "agent/scheduler.h"
-#include "agent/worker_pool.h"
 
 namespace pacs {
+
+// What became of a requested reload.
+struct ReloadOutcome {
+  enum class Status { reloaded, failed, shutting_down } status = Status::reloaded;
+  std::string error;  // when failed
+};
 
 struct AgentOptions {
   std::optional<std::string> config_file;  // nullopt: embedded default
@@ -34,12 +47,17 @@ class Agent {
  public:
   Agent(Logger& log, AgentOptions opts, std::shared_ptr<const Config> initial);
   ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
 
   void start();  // starts the scheduler with the initial config
-  // Re-reads the config file; on success swaps the probe set. Returns the
-  // error message, or an empty string on success.
+  // Queues a reload on the reload lane; `done` (optional) learns the outcome.
+  // Requests queued while one runs are served by the next reload, together.
+  void request_reload(std::function<void(const ReloadOutcome&)> done = {});
+  // Re-reads the config file now, on the calling thread; returns the error
+  // message or "" (tests; the HTTP endpoint and SIGHUP use the lane).
   std::string reload();
-  void stop();   // stops scheduling; in-flight probes end by their deadline
+  void stop();  // stops reloads, scheduling and /probe; in-flight probes end by their deadline
 
   void handle(const HttpRequest& req, Respond respond);
   std::vector<std::string> listen_addresses() const;
@@ -49,15 +67,13 @@ class Agent {
   std::string metrics_text() const;
 
  private:
-  void handle_probe(const HttpRequest& req, Respond respond);
-  std::string status_page() const;
-  void count_request(const std::string& handler, int code);
+  void reload_loop();
 
   Logger& log_;
   AgentOptions opts_;
   mutable std::mutex config_mu_;
   std::shared_ptr<const Config> config_;
-  std::mutex reload_mu_;
+  std::mutex reload_mu_;  // one reload at a time
 
   ResultStore store_;
   std::shared_ptr<prometheus::Registry> registry_;
@@ -65,10 +81,17 @@ class Agent {
   prometheus::Family<prometheus::Gauge>& reload_ts_;
   prometheus::Family<prometheus::Counter>& http_requests_;
   std::unique_ptr<Scheduler> scheduler_;
-  WorkerPool on_demand_;
-  std::atomic<int> on_demand_inflight_{0};
+  ProbeEndpoint probe_endpoint_;
+  Router router_;
   std::atomic<bool> started_{false};
-  std::atomic<bool> on_demand_stop_{false};
+
+  // The reload lane.
+  std::mutex lane_mu_;
+  std::condition_variable lane_cv_;
+  std::vector<std::function<void(const ReloadOutcome&)>> lane_waiting_;
+  bool lane_requested_ = false;
+  bool lane_stop_ = false;
+  std::thread lane_;
 };
 
 }  // namespace pacs

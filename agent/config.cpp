@@ -10,6 +10,7 @@
 
 #include "agent/http_server.h"
 #include "probes/config_table.h"
+#include "probes/registry.h"
 
 namespace pacs {
 
@@ -39,23 +40,25 @@ std::string first_line(std::string s) {
   return s;
 }
 
-AgentSettings parse_agent(const toml::value& root) {
-  AgentSettings a;
+// The [agent] table, or an empty one when the file has none.
+ConfigTable agent_table(const toml::value& root) {
   auto& t = root.as_table();
   auto it = t.find("agent");
-  if (it == t.end()) return a;
+  if (it == t.end()) return ConfigTable::empty("agent");
   if (!it->second.is_table()) {
     throw ConfigError(config_location(it->second) + ": agent: must be a table ([agent])");
   }
-  ConfigTable at(it->second, "agent");
-  a.calling_ae_title = at.string("calling_ae_title", a.calling_ae_title);
-  if (!valid_ae_title(a.calling_ae_title)) {
-    at.fail("calling_ae_title", "must be 1..16 printable ASCII characters without backslash");
-  }
+  return ConfigTable(it->second, "agent");
+}
+
+AgentSettings parse_agent(const ConfigTable& at) {
+  AgentSettings a;
   a.default_interval = at.duration("interval", a.default_interval);
   a.default_timeout = at.duration("timeout", a.default_timeout);
   if (a.default_timeout > a.default_interval) at.fail("timeout", "must not exceed agent.interval");
   a.max_concurrent_probes = static_cast<int>(at.integer("max_concurrent_probes", a.max_concurrent_probes, 1, 256));
+  for (const Kind* k : kinds())
+    if (k->agent_keys) k->agent_keys(at);
   at.check_unknown_keys();
   return a;
 }
@@ -152,14 +155,11 @@ std::shared_ptr<const Config> parse_config(std::string_view text, const std::str
 
   auto cfg = std::make_shared<Config>();
   cfg->source = display_name;
-  cfg->agent = parse_agent(root);
-  std::string agent_fp;
-  if (auto it = root.as_table().find("agent"); it != root.as_table().end()) {
-    agent_fp = ConfigTable(it->second, "agent").canonical();
-  }
+  ConfigTable agent = agent_table(root);
+  cfg->agent = parse_agent(agent);
+  std::string agent_fp = agent.canonical();
   cfg->web = parse_web(root);
 
-  const auto& sections = config_sections();
   std::set<std::string> names;
   // Keep file order across sections so messages and /metrics are stable.
   std::vector<std::pair<std::uint_least32_t, std::string>> top;
@@ -171,12 +171,10 @@ std::shared_ptr<const Config> parse_config(std::string_view text, const std::str
     (void)line;
     const toml::value& v = root.as_table().at(key);
     if (key == "agent" || key == "web") continue;
-    const SectionEntry* sec = nullptr;
-    for (const auto& s : sections)
-      if (s.name == key) sec = &s;
+    const Kind* sec = find_kind(key);
     if (!sec) {
       std::string known = "agent, web";
-      for (const auto& s : sections) known += ", " + std::string(s.name);
+      for (const Kind* k : kinds()) known += ", " + std::string(k->name);
       throw ConfigError(config_location(v) + ": " + key + ": unknown section or top-level key (known: " + known + ")");
     }
     if (!v.is_array()) {
@@ -196,7 +194,7 @@ std::shared_ptr<const Config> parse_config(std::string_view text, const std::str
       common.interval = t.duration("interval", cfg->agent.default_interval);
       common.timeout = t.duration("timeout", std::min(cfg->agent.default_timeout, common.interval));
       if (common.timeout > common.interval) t.fail("timeout", "must not exceed interval (" + format_duration(common.interval) + ")");
-      auto specs = sec->parse(t, common, cfg->agent);
+      auto specs = sec->parse(t, common, agent);
       t.check_unknown_keys();
       // Everything that shapes a probe: its table, its effective interval and
       // timeout (possibly from [agent] defaults) and [agent] itself.

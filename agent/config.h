@@ -11,9 +11,17 @@
 #include <string>
 #include <vector>
 
-#include "probes/registry.h"
+#include "probes/kind.h"
 
 namespace pacs {
+
+// The agent's own [agent] keys (kinds read the [agent] keys they own, such as
+// dicom's calling_ae_title, through their descriptor).
+struct AgentSettings {
+  Duration default_interval = std::chrono::seconds(30);
+  Duration default_timeout = std::chrono::seconds(10);
+  int max_concurrent_probes = 8;
+};
 
 struct WebSettings {
   std::vector<std::string> listen_addresses{"0.0.0.0:9727"};
@@ -31,7 +39,7 @@ struct Config {
 
   struct Target {
     std::string name;
-    std::string section;                  // "dicom", "filesystem", "queue"
+    std::string kind;                      // its section: "dicom", "filesystem", "queue", ...
     std::vector<const ProbeSpec*> probes;  // its checks, in config order
   };
   std::vector<Target> targets;

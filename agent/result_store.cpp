@@ -2,47 +2,24 @@
 
 #include <algorithm>
 #include <limits>
-#include <set>
 #include <tuple>
+
+#include "agent/probe_metrics.h"
 
 namespace pacs {
 
 namespace pm = prometheus;
+namespace M = probe_metrics;
 
 namespace {
 double unix_seconds(std::chrono::system_clock::time_point t) {
   return std::chrono::duration<double>(t.time_since_epoch()).count();
-}
-
-pm::ClientMetric metric(const std::string& probe, const std::string& target) {
-  pm::ClientMetric m;
-  m.label = {{"probe", probe}, {"target", target}};
-  return m;
-}
-
-pm::MetricFamily& family(std::vector<pm::MetricFamily>& fams, const std::string& name, const std::string& help,
-                         pm::MetricType type) {
-  for (auto& f : fams)
-    if (f.name == name) return f;
-  fams.push_back({name, help, type, {}});
-  return fams.back();
 }
 }  // namespace
 
 const std::vector<double>& ResultStore::buckets() {
   static const std::vector<double> b = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
   return b;
-}
-
-void append_samples(std::vector<pm::MetricFamily>& fams, const std::string& probe, const std::string& target,
-                    const std::vector<Sample>& samples) {
-  for (const auto& s : samples) {
-    auto& f = family(fams, s.name, s.help, pm::MetricType::Gauge);
-    auto m = metric(probe, target);
-    for (const auto& [k, v] : s.labels) m.label.push_back({k, v});
-    m.gauge.value = s.value;
-    f.metric.push_back(std::move(m));
-  }
 }
 
 void ResultStore::set_probes(const std::vector<ProbeSpec>& specs) {
@@ -52,14 +29,16 @@ void ResultStore::set_probes(const std::vector<ProbeSpec>& specs) {
   for (const auto& spec : specs) {
     Key k{spec.probe, spec.target};
     auto it = entries_.find(k);
-    if (it != entries_.end() && it->second.fingerprint == spec.fingerprint) {
+    if (it != entries_.end() && same_probe(it->second.spec, spec)) {
       next.emplace(k, std::move(it->second));
     } else {
       Entry e;
+      e.spec = spec;
+      e.spec.make = nullptr;
+      e.status.kind = spec.kind;
+      e.status.check = spec.check;
       e.status.probe = spec.probe;
       e.status.target = spec.target;
-      e.fingerprint = spec.fingerprint;
-      e.reasons = spec.reasons;
       for (Reason r : spec.reasons) e.failures_by_reason[r] = 0;
       e.failures_by_reason[Reason::internal] = 0;  // any probe can throw
       e.bucket_counts.assign(buckets().size(), 0);
@@ -75,22 +54,23 @@ void ResultStore::set_probes(const std::vector<ProbeSpec>& specs) {
 
 ResultStore::Entry* ResultStore::find(const ProbeSpec& spec) {
   auto it = entries_.find({spec.probe, spec.target});
-  if (it == entries_.end() || it->second.fingerprint != spec.fingerprint) return nullptr;
+  if (it == entries_.end() || !same_probe(it->second.spec, spec)) return nullptr;
   return &it->second;
 }
 
-void ResultStore::record(const ProbeSpec& spec, const ProbeResult& result, double duration_seconds,
-                         std::chrono::system_clock::time_point end) {
+void ResultStore::record(const ProbeSpec& spec, const RunOutcome& outcome) {
   std::lock_guard lock(mu_);
   Entry* e = find(spec);
   if (!e) return;
-  RunRecord rec{end, duration_seconds, result.success, result.success ? Reason::none : result.reason, result.message};
+  const ProbeResult& result = outcome.result;
+  RunRecord rec{outcome.end, outcome.seconds, result.success, result.success ? Reason::none : result.reason,
+                result.message};
   auto& st = e->status;
   st.has_run = true;
   st.last = rec;
   ++st.runs;
   if (result.success) {
-    st.last_success = end;
+    st.last_success = outcome.end;
   } else {
     ++st.failures;
     ++e->failures_by_reason[rec.reason];
@@ -100,9 +80,9 @@ void ResultStore::record(const ProbeSpec& spec, const ProbeResult& result, doubl
   st.recent.push_front(rec);
   if (st.recent.size() > kRecentRuns) st.recent.pop_back();
   const auto& b = buckets();
-  auto idx = static_cast<size_t>(std::lower_bound(b.begin(), b.end(), duration_seconds) - b.begin());
+  auto idx = static_cast<size_t>(std::lower_bound(b.begin(), b.end(), outcome.seconds) - b.begin());
   if (idx < e->bucket_counts.size()) ++e->bucket_counts[idx];  // beyond the last bucket: only +Inf
-  e->duration_sum += duration_seconds;
+  e->duration_sum += outcome.seconds;
   e->samples = result.samples;
 }
 
@@ -121,29 +101,19 @@ std::vector<ProbeStatus> ResultStore::snapshot() const {
 
 std::vector<pm::MetricFamily> ResultStore::Collect() const {
   std::vector<pm::MetricFamily> fams;
-  // The references below point into `fams`: reserve so the ten fixed
-  // families never reallocate (append_samples adds more only after them).
+  // The references below point into `fams`: reserve so the fixed families
+  // never reallocate (append_samples adds more only after them).
   fams.reserve(32);
-  auto& success = family(fams, "pacs_probe_success", "1 if the last run of the probe succeeded, 0 otherwise.",
-                         pm::MetricType::Gauge);
-  auto& duration = family(fams, "pacs_probe_duration_seconds", "Wall time of the last run of the probe.",
-                          pm::MetricType::Gauge);
-  auto& hist = family(fams, "pacs_probe_run_duration_seconds", "Wall time of every run of the probe.",
-                      pm::MetricType::Histogram);
-  auto& last_run = family(fams, "pacs_probe_last_run_timestamp_seconds", "Unix time the last run of the probe ended.",
-                          pm::MetricType::Gauge);
-  auto& last_ok = family(fams, "pacs_probe_last_success_timestamp_seconds",
-                         "Unix time the last successful run of the probe ended.", pm::MetricType::Gauge);
-  auto& runs = family(fams, "pacs_probe_runs_total", "Runs of the probe that finished.", pm::MetricType::Counter);
-  auto& fails = family(fams, "pacs_probe_failures_total", "Failed runs of the probe, by failure reason.",
-                       pm::MetricType::Counter);
-  auto& skipped = family(fams, "pacs_probe_skipped_runs_total",
-                         "Runs not started because the previous run of the probe was still going.",
-                         pm::MetricType::Counter);
-  auto& interval = family(fams, "pacs_probe_interval_seconds", "Configured interval between runs of the probe.",
-                          pm::MetricType::Gauge);
-  auto& timeout = family(fams, "pacs_probe_timeout_seconds", "Configured deadline of one run of the probe.",
-                         pm::MetricType::Gauge);
+  auto& success = M::family(fams, M::kSuccess);
+  auto& duration = M::family(fams, M::kDuration);
+  auto& hist = M::family(fams, M::kRunDuration);
+  auto& last_run = M::family(fams, M::kLastRun);
+  auto& last_ok = M::family(fams, M::kLastSuccess);
+  auto& runs = M::family(fams, M::kRuns);
+  auto& fails = M::family(fams, M::kFailures);
+  auto& skipped = M::family(fams, M::kSkipped);
+  auto& interval = M::family(fams, M::kInterval);
+  auto& timeout = M::family(fams, M::kTimeout);
   std::vector<std::tuple<std::string, std::string, std::vector<Sample>>> samples;
 
   {
@@ -152,7 +122,7 @@ std::vector<pm::MetricFamily> ResultStore::Collect() const {
       const Entry& e = entries_.at(k);
       const auto& st = e.status;
       auto add = [&](pm::MetricFamily& f, double v) {
-        auto m = metric(st.probe, st.target);
+        auto m = M::series(st.probe, st.target);
         if (f.type == pm::MetricType::Counter) m.counter.value = v;
         else m.gauge.value = v;
         f.metric.push_back(std::move(m));
@@ -162,13 +132,13 @@ std::vector<pm::MetricFamily> ResultStore::Collect() const {
       add(runs, static_cast<double>(st.runs));
       add(skipped, static_cast<double>(st.skipped));
       for (const auto& [reason, n] : e.failures_by_reason) {
-        auto m = metric(st.probe, st.target);
+        auto m = M::series(st.probe, st.target);
         m.label.push_back({"reason", std::string(to_string(reason))});
         m.counter.value = static_cast<double>(n);
         fails.metric.push_back(std::move(m));
       }
       {
-        auto m = metric(st.probe, st.target);
+        auto m = M::series(st.probe, st.target);
         std::uint64_t cum = 0;
         for (size_t i = 0; i < buckets().size(); ++i) {
           cum += e.bucket_counts[i];
@@ -187,7 +157,7 @@ std::vector<pm::MetricFamily> ResultStore::Collect() const {
       if (!e.samples.empty()) samples.emplace_back(st.probe, st.target, e.samples);
     }
   }
-  for (const auto& [p, t, s] : samples) append_samples(fams, p, t, s);
+  for (const auto& [p, t, s] : samples) M::append_samples(fams, p, t, s);
   // Families with no series would print only HELP/TYPE; drop them.
   fams.erase(std::remove_if(fams.begin(), fams.end(), [](const pm::MetricFamily& f) { return f.metric.empty(); }),
              fams.end());

@@ -15,6 +15,7 @@
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
 
+#include "agent/probe_runner.h"
 #include "probes/probe.h"
 
 namespace pacs {
@@ -29,7 +30,7 @@ struct RunRecord {
 
 // What the status page shows for one probe.
 struct ProbeStatus {
-  std::string probe, target;
+  std::string kind, check, probe, target;
   Duration interval{}, timeout{};
   bool has_run = false;
   RunRecord last;
@@ -52,8 +53,7 @@ class ResultStore : public prometheus::Collectable {
 
   // Records a finished run. Ignored when the probe is no longer tracked with
   // that fingerprint (a run that was in flight across a reload).
-  void record(const ProbeSpec& spec, const ProbeResult& result, double duration_seconds,
-              std::chrono::system_clock::time_point end);
+  void record(const ProbeSpec& spec, const RunOutcome& outcome);
   void record_skip(const ProbeSpec& spec);
 
   std::vector<ProbeStatus> snapshot() const;
@@ -62,24 +62,18 @@ class ResultStore : public prometheus::Collectable {
  private:
   struct Entry {
     ProbeStatus status;
-    std::string fingerprint;
-    std::vector<Reason> reasons;
+    ProbeSpec spec;  // identity (same_probe) and reasons; `make` is not used
     std::map<Reason, std::uint64_t> failures_by_reason;
     std::vector<std::uint64_t> bucket_counts;  // per bucket (not cumulative)
     double duration_sum = 0;
     std::vector<Sample> samples;
   };
   using Key = std::pair<std::string, std::string>;  // probe, target
-  Entry* find(const ProbeSpec& spec);
+  Entry* find(const ProbeSpec& spec);  // null unless same_probe() as the tracked one
 
   mutable std::mutex mu_;
   std::map<Key, Entry> entries_;
   std::vector<Key> order_;  // config order, for stable output
 };
-
-// Appends `samples` (labelled probe/target + their own labels) to families,
-// grouping by metric name. Shared by /metrics and /probe.
-void append_samples(std::vector<prometheus::MetricFamily>& families, const std::string& probe,
-                    const std::string& target, const std::vector<Sample>& samples);
 
 }  // namespace pacs

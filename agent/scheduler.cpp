@@ -1,6 +1,6 @@
 #include "agent/scheduler.h"
 
-#include <exception>
+#include "agent/probe_runner.h"
 
 namespace pacs {
 
@@ -17,8 +17,7 @@ void Scheduler::apply(const std::vector<ProbeSpec>& specs) {
   for (const auto& spec : specs) {
     std::shared_ptr<Job> keep;
     for (auto& j : jobs_) {
-      if (j && j->spec.probe == spec.probe && j->spec.target == spec.target &&
-          j->spec.fingerprint == spec.fingerprint) {
+      if (j && same_probe(j->spec, spec)) {
         keep = std::move(j);
         break;
       }
@@ -51,43 +50,15 @@ void Scheduler::stop() {
   jobs_.clear();
 }
 
-ProbeResult Scheduler::run_once(Probe& probe, const ProbeContext& ctx, Logger& log, const ProbeSpec& spec) {
-  try {
-    return probe.run(ctx);
-  } catch (const std::exception& e) {
-    log.error("probe threw", {{"probe", spec.probe}, {"target", spec.target}, {"err", e.what()}});
-    return ProbeResult::fail(Reason::internal, std::string("internal error: ") + e.what());
-  } catch (...) {
-    log.error("probe threw", {{"probe", spec.probe}, {"target", spec.target}, {"err", "unknown exception"}});
-    return ProbeResult::fail(Reason::internal, "internal error: unknown exception");
-  }
-}
-
 void Scheduler::dispatch(const std::shared_ptr<Job>& job) {
   job->busy = true;
   bool posted = pool_.post([this, job] {
     ++running_;
-    auto start = Clock::now();
-    ProbeContext ctx;
-    ctx.deadline = start + job->spec.timeout;
-    ctx.stop = &stopping_;
-    ctx.log = &log_;
-    ProbeResult r = run_once(*job->probe, ctx, log_, job->spec);
-    auto end = Clock::now();
-    double secs = std::chrono::duration<double>(end - start).count();
-    if (!r.success && r.reason == Reason::none) r.reason = Reason::internal;  // a probe bug, not a success
-    store_.record(job->spec, r, secs, std::chrono::system_clock::now());
-    if (end > ctx.deadline + std::chrono::seconds(1)) {
-      log_.warn("probe overran its deadline", {{"probe", job->spec.probe}, {"target", job->spec.target},
-                                               {"duration_seconds", std::to_string(secs)}});
-    }
-    if (!r.success) {
-      log_.debug("probe failed", {{"probe", job->spec.probe}, {"target", job->spec.target},
-                                  {"reason", to_string(r.reason)}, {"msg", r.message}});
-    }
+    auto outcome = run_probe(*job->probe, job->spec, Clock::now() + job->spec.timeout, &stopping_, log_);
+    store_.record(job->spec, outcome);
     --running_;
     job->busy = false;
-  });
+  }, [job] { job->busy = false; });
   if (!posted) job->busy = false;
 }
 

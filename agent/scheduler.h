@@ -4,11 +4,11 @@
 //   fleet restarted at once does not probe in lockstep), then every interval.
 // - A run still going (or still queued) when the next one is due is skipped
 //   and counted, never stacked.
-// - Each run gets deadline = start + timeout; a probe that throws is
-//   recorded as reason `internal`, never kills the agent.
-// - apply() swaps the probe set: unchanged probes (same probe, target,
-//   fingerprint) keep their schedule phase; removed ones stop being
-//   scheduled and their in-flight result is dropped.
+// - Each run gets deadline = start + timeout and goes through run_probe()
+//   (agent/probe_runner.h), the same path /probe takes.
+// - apply() swaps the probe set: unchanged probes (same_probe()) keep their
+//   schedule phase; removed ones stop being scheduled and their in-flight
+//   result is dropped.
 //
 // Thread-safety: apply(), stop() and running() may be called from any
 // thread. stop() waits for in-flight runs (bounded by their deadlines) and
@@ -41,10 +41,6 @@ class Scheduler {
   void stop();
   int running() const { return running_.load(); }
   const std::atomic<bool>& stop_flag() const { return stopping_; }
-
-  // Runs one probe instance synchronously under `deadline`, converting
-  // exceptions into Reason::internal. Shared with the on-demand /probe path.
-  static ProbeResult run_once(Probe& probe, const ProbeContext& ctx, Logger& log, const ProbeSpec& spec);
 
  private:
   struct Job {

@@ -49,7 +49,7 @@ int main() {
     for (const auto& s : specs) {
       ProbeResult r = ProbeResult::ok();
       for (int k = 0; k < 10; ++k) r.add("pacs_bench_gauge_" + std::to_string(k), "A gauge.", k * 1.5, {{"phase", "x"}});
-      store.record(s, r, 0.0012, std::chrono::system_clock::now());
+      store.record(s, {r, 0.0012, std::chrono::system_clock::now()});
     }
     std::vector<double> ms;
     size_t bytes = 0, gz = 0, series = 0;

@@ -35,16 +35,6 @@ std::optional<Duration> parse_duration(std::string_view s) {
   return Duration(total_ms);
 }
 
-bool valid_ae_title(const std::string& s) {
-  if (s.empty() || s.size() > 16) return false;
-  bool non_space = false;
-  for (unsigned char c : s) {
-    if (c < 0x20 || c > 0x7e || c == '\\') return false;
-    if (c != ' ') non_space = true;
-  }
-  return non_space;
-}
-
 std::string format_duration(Duration d) {
   auto ms = d.count();
   if (ms == 0) return "0s";
@@ -70,6 +60,11 @@ std::string config_location(const toml::value& v) {
 
 ConfigTable::ConfigTable(const toml::value& table, std::string path)
     : state_(std::make_shared<State>(State{&table, std::move(path), {}, {}})) {}
+
+ConfigTable ConfigTable::empty(std::string path) {
+  static const toml::value none = toml::table{};
+  return ConfigTable(none, std::move(path));
+}
 
 int ConfigTable::line() const { return static_cast<int>(state_->value->location().line()); }
 

@@ -33,14 +33,12 @@ class ConfigError : public std::runtime_error {
 std::optional<Duration> parse_duration(std::string_view s);
 std::string format_duration(Duration d);  // inverse, for docs and messages
 
-// DICOM AE titles (PS3.5 6.2): 1..16 characters of the default repertoire,
-// no backslash, not only spaces. Used for our calling AE and peers' AEs.
-bool valid_ae_title(const std::string& s);
-
 class ConfigTable {
  public:
   // `path` is the key path used in messages ("agent", "dicom[0]").
   ConfigTable(const toml::value& table, std::string path);
+  // A table with no keys (e.g. [agent] when the file has none).
+  static ConfigTable empty(std::string path);
 
   const std::string& path() const { return state_->path; }
   int line() const;                          // line of the table itself

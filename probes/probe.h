@@ -1,11 +1,13 @@
 // The probe interface: one attempt at checking one thing, under a deadline.
 //
 // A probe does not retry, does not sleep between attempts and does not keep
-// history: the framework (agent/scheduler, agent/result_store) owns the
-// schedule, the deadline, pacs_probe_success / _duration_seconds / counters
-// and the latency histogram. A probe only says whether it succeeded, why not
-// (a Reason from the closed set below), a one-line message, and the gauges
-// that are specific to its kind.
+// history: the agent owns the schedule, the deadline, pacs_probe_success /
+// _duration_seconds / counters and the latency histogram. A probe only says
+// whether it succeeded, why not (a Reason from the closed set below), a
+// one-line message, and the gauges that are specific to its kind.
+//
+// This header is part of the probe framework: it includes nothing of any
+// probe kind, and every kind builds on it (see probes/kind.h).
 //
 // PHI rule: nothing a probe returns (message, samples, label values) may
 // contain patient names, IDs, accession numbers or study UIDs. Counts and
@@ -36,6 +38,7 @@ enum class Reason {
   dns_failure,           // host name did not resolve (in time)
   connection_refused,    // TCP RST / nothing listening / host unreachable
   connect_timeout,       // TCP connect did not complete before the deadline
+  connection_reset,      // connected, then the peer reset or closed it mid-exchange
   association_rejected,  // DICOM A-ASSOCIATE-RJ (see result/source/reason gauges)
   association_aborted,   // DICOM A-ABORT or peer closed the association
   association_timeout,   // no A-ASSOCIATE-AC/RJ before the deadline
@@ -43,6 +46,7 @@ enum class Reason {
   dimse_status,          // DIMSE response with a non-success status
   tls_failure,           // TLS handshake or certificate verification failed
   protocol_error,        // peer spoke, but not the protocol we expected (garbage, bad JSON)
+  response_timeout,      // connected, but no (complete) answer before the deadline
   http_status,           // HTTP answer with a non-2xx status code
   io_error,              // local I/O failed (ENOENT, EACCES, ...)
   io_timeout,            // local I/O did not return before the deadline (stuck mount)
@@ -83,6 +87,36 @@ struct ProbeResult {
   }
 };
 
+// A plain-text account of one attempt, step by step, for
+// `/probe?debug=true` and a target's last failure: resolve, connect, TLS,
+// requests and responses with their status codes, release, counts.
+//
+// PHI rule: a step names configured things (hosts, ports, AE titles, URLs
+// without their query), codes, sizes, counts and timings. Never a dataset, a
+// patient attribute, a UID or name received from a peer, or a file name.
+//
+// Thread-safety: written by the one thread running the attempt, read after.
+class Transcript {
+ public:
+  static constexpr size_t kMaxSteps = 256;  // a runaway loop cannot grow it without bound
+  struct Step {
+    double at_seconds = 0;  // since the start of the attempt
+    std::string step;       // short name: "connect", "A-ASSOCIATE-AC", "GET", ...
+    std::string detail;     // one line
+  };
+  explicit Transcript(Clock::time_point start = Clock::now()) : start_(start) {}
+  void add(std::string step, std::string detail);
+  const std::vector<Step>& steps() const { return steps_; }
+  bool truncated() const { return truncated_; }
+  // One line per step: "+   0.412 ms  connect  127.0.0.1:104".
+  std::string text() const;
+
+ private:
+  Clock::time_point start_;
+  std::vector<Step> steps_;
+  bool truncated_ = false;
+};
+
 struct ProbeContext {
   // The probe must return by this time point. Blocking libraries are bounded
   // with their own timeouts derived from it, plus a watchdog where a library
@@ -91,6 +125,8 @@ struct ProbeContext {
   // Set when the agent shuts down; long loops (directory walks) check it.
   const std::atomic<bool>* stop = nullptr;
   Logger* log = nullptr;  // never null when called by the agent
+  // Set when someone asked for a transcript of this attempt (else null).
+  Transcript* transcript = nullptr;
 
   Duration remaining() const {
     auto r = std::chrono::duration_cast<Duration>(deadline - Clock::now());
@@ -98,6 +134,9 @@ struct ProbeContext {
   }
   bool expired() const { return Clock::now() >= deadline; }
   bool stopping() const { return stop && stop->load(std::memory_order_relaxed); }
+  // True when a transcript is being written: format step details only then.
+  bool tracing() const { return transcript != nullptr; }
+  void note(std::string step, std::string detail) const;
 };
 
 // Thread-safety: a Probe instance is run by at most one thread at a time
@@ -114,7 +153,9 @@ class Probe {
 // What the config produces for every check of every configured target: the
 // scheduler runs `make()`'s probe every `interval` with `timeout`.
 struct ProbeSpec {
-  std::string probe;   // check kind: "dicom_echo", "filesystem", "queue_directory", ...
+  std::string kind;    // config section / probes/<kind>/: "dicom", "filesystem", "queue"
+  std::string check;   // the check's name within its kind: "echo", "filesystem", "directory"
+  std::string probe;   // the `probe` label: "dicom_echo", "filesystem", "queue_directory", ...
   std::string target;  // configured name (the `name` key)
   Duration interval{};
   Duration timeout{};
@@ -128,5 +169,10 @@ struct ProbeSpec {
   // its counters and schedule phase carry over.
   std::string fingerprint;
 };
+
+// The one rule for "the same probe" across a reload (see ProbeSpec::fingerprint).
+inline bool same_probe(const ProbeSpec& a, const ProbeSpec& b) {
+  return a.probe == b.probe && a.target == b.target && a.fingerprint == b.fingerprint;
+}
 
 }  // namespace pacs

@@ -1,5 +1,6 @@
 // [[dicom]] table -> one ProbeSpec per check (dicom_echo, dicom_find,
-// dicom_worklist). Every default lives here; README.md lists them.
+// dicom_worklist), and the kind's descriptor. Every default lives here;
+// README.md lists them.
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,11 +11,23 @@
 #include "dcmtk/dcmdata/dctag.h"
 
 #include "probes/dicom/dicom_probe.h"
+#include "probes/lib/dcmtk/dcmtk_setup.h"
 
 namespace pacs::dicom {
 
-namespace {
+constexpr const char* kDefaultCallingAe = "PACS_AGENT";
 
+bool valid_ae_title(const std::string& s) {
+  if (s.empty() || s.size() > 16) return false;
+  bool non_space = false;
+  for (unsigned char c : s) {
+    if (c < 0x20 || c > 0x7e || c == '\\') return false;
+    if (c != ' ') non_space = true;
+  }
+  return non_space;
+}
+
+namespace {
 
 std::string read_ae(const ConfigTable& t, std::string_view key, std::optional<std::string> def) {
   auto v = def ? t.string(key, *def) : t.string(key);
@@ -127,14 +140,16 @@ std::optional<TlsOptions> read_tls(const ConfigTable& t) {
 
 }  // namespace
 
-std::vector<ProbeSpec> parse_target(const ConfigTable& table, const TargetCommon& common,
-                                    const AgentSettings& agent) {
+void read_agent_keys(const ConfigTable& agent) { read_ae(agent, "calling_ae_title", std::string(kDefaultCallingAe)); }
+
+std::vector<ProbeSpec> parse_target(const ConfigTable& table, const TargetCommon& common, const ConfigTable& agent) {
   DicomOptions o;
   o.host = table.string("host");
   validate_host(table, o.host);
   o.port = static_cast<int>(table.integer("port", 104, 1, 65535));
   o.called_ae_title = read_ae(table, "called_ae_title", std::nullopt);
-  o.calling_ae_title = read_ae(table, "calling_ae_title", agent.calling_ae_title);
+  o.calling_ae_title =
+      read_ae(table, "calling_ae_title", read_ae(agent, "calling_ae_title", std::string(kDefaultCallingAe)));
   o.checks = read_checks(table);
   auto has = [&](Check c) { return std::find(o.checks.begin(), o.checks.end(), c) != o.checks.end(); };
   if (table.has("find") && !has(Check::find)) table.fail("find", "settings for \"find\" but \"find\" is not in checks");
@@ -147,10 +162,30 @@ std::vector<ProbeSpec> parse_target(const ConfigTable& table, const TargetCommon
 
   std::vector<ProbeSpec> specs;
   for (Check c : o.checks) {
-    specs.push_back(make_spec(std::string(probe_name(c)), common, table, reasons_for(o.tls.has_value()),
+    specs.push_back(make_spec(kind(), to_string(c), common, table, reasons_for(o.tls.has_value()),
                               [o, c] { return std::make_unique<DicomProbe>(o, c); }));
   }
   return specs;
 }
 
+const Kind& kind() {
+  static const Kind k{
+      .name = "dicom",
+      .summary = "DICOM application entities: C-ECHO, C-FIND canary, Modality Worklist, over TCP or DICOM-TLS",
+      .checks = {{"echo", "dicom_echo", reasons_for(true)},
+                 {"find", "dicom_find", reasons_for(true)},
+                 {"worklist", "dicom_worklist", reasons_for(true)}},
+      .parse = &parse_target,
+      .agent_keys = &read_agent_keys,
+      .init = &global_init,
+      .shutdown = &global_shutdown,
+      .versions = [] { return std::vector<std::string>{dcmtk::version_line()}; },
+  };
+  return k;
+}
+
 }  // namespace pacs::dicom
+
+namespace pacs::probe_kinds {
+const Kind& dicom() { return dicom::kind(); }
+}  // namespace pacs::probe_kinds

@@ -49,9 +49,8 @@ std::string_view to_string(Phase p) noexcept {
 std::vector<Reason> reasons_for(bool tls) {
   std::vector<Reason> r = {Reason::dns_failure,          Reason::connection_refused,  Reason::connect_timeout,
                            Reason::association_rejected, Reason::association_aborted, Reason::association_timeout,
-                           Reason::dimse_timeout,        Reason::dimse_status,        Reason::protocol_error,
-                           Reason::internal};
-  if (tls) r.insert(r.end() - 2, Reason::tls_failure);
+                           Reason::dimse_timeout,        Reason::dimse_status,        Reason::protocol_error};
+  if (tls) r.insert(r.end() - 1, Reason::tls_failure);
   return r;
 }
 

@@ -16,6 +16,10 @@
 
 namespace pacs::dicom {
 
+// DICOM AE titles (PS3.5 6.2): 1..16 characters of the default repertoire,
+// no backslash, not only spaces. Our calling AE and peers' AEs.
+bool valid_ae_title(const std::string& s);
+
 enum class Check { echo, find, worklist };
 std::string_view to_string(Check c) noexcept;          // "echo", "find", "worklist"
 std::string_view probe_name(Check c) noexcept;         // "dicom_echo", ...

@@ -1,5 +1,6 @@
-// Entry points of the filesystem probe kind used by probes/registry.cpp, and
-// the pieces tests inject into (the stat function, the watchdog).
+// The filesystem probe kind: statvfs of image-store volumes under a
+// watchdog. The pieces tests inject into (the stat function, the watchdog)
+// are public; the agent sees only the Kind descriptor.
 #pragma once
 
 #include <sys/statvfs.h>
@@ -14,13 +15,14 @@
 #include <string>
 #include <vector>
 
-#include "probes/registry.h"
+#include "probes/kind.h"
 
 namespace pacs::filesystem {
 
-// Parses one [[filesystem]] table into one ProbeSpec per check.
-std::vector<ProbeSpec> parse_target(const ConfigTable& table, const TargetCommon& common,
-                                    const AgentSettings& agent);
+const Kind& kind();
+
+// Parses one [[filesystem]] table into its one ProbeSpec.
+std::vector<ProbeSpec> parse_target(const ConfigTable& table, const TargetCommon& common, const ConfigTable& agent);
 
 // statvfs(2) or a stand-in: fills `out`, returns 0 or an errno value.
 // May block for ever (a hard NFS mount whose server is gone).

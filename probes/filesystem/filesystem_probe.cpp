@@ -191,7 +191,7 @@ int StatWatchdog::calls_in_flight() const {
 }
 
 const std::vector<Reason>& filesystem_reasons() {
-  static const std::vector<Reason> r = {Reason::io_error, Reason::io_timeout, Reason::internal};
+  static const std::vector<Reason> r = {Reason::io_error, Reason::io_timeout};
   return r;
 }
 

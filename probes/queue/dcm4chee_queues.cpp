@@ -24,12 +24,12 @@ std::string state_label(const std::string& s) {
 }  // namespace
 
 ProbeResult Dcm4cheeQueuesProbe::run(const ProbeContext& ctx) {
-  HttpClient http(http_);
+  http::Client http(http_);
   ProbeResult r = ProbeResult::ok();
-  HttpResult last;
+  http::Response last;
   for (const auto& q : queues_) {
     for (const auto& status : statuses()) {
-      std::string path = "/queue/" + HttpClient::escape(q) + "/count?status=" + HttpClient::escape(status);
+      std::string path = "/queue/" + http::escape(q) + "/count?status=" + http::escape(status);
       last = http.get(url_ + path, ctx);
       if (!last.ok) {
         detail::add_status_code(r, last);

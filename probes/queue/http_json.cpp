@@ -6,12 +6,12 @@
 namespace pacs::queue {
 
 ProbeResult HttpJsonProbe::run(const ProbeContext& ctx) {
-  HttpClient http(http_);
+  http::Client http(http_);
   ProbeResult r = ProbeResult::ok();
   auto h = http.get(url_, ctx);
   detail::add_status_code(r, h);
   if (!h.ok) return detail::fail_from(std::move(r), h);
-  auto j = detail::parse_json(h, "GET " + url_, r);
+  auto j = detail::parse_json(h, "GET " + http::redact_url(url_), r);
   if (!j) return r;
   std::vector<Sample> values;
   for (const auto& v : values_) {
@@ -33,9 +33,9 @@ ProbeResult HttpJsonProbe::run(const ProbeContext& ctx) {
 }
 
 const std::vector<Reason>& http_reasons() {
-  static const std::vector<Reason> r = {Reason::dns_failure,    Reason::connection_refused, Reason::connect_timeout,
-                                        Reason::tls_failure,    Reason::protocol_error,     Reason::http_status,
-                                        Reason::io_error,       Reason::internal};
+  static const std::vector<Reason> r = {Reason::dns_failure,      Reason::connection_refused, Reason::connect_timeout,
+                                        Reason::connection_reset, Reason::tls_failure,        Reason::protocol_error,
+                                        Reason::response_timeout, Reason::http_status,        Reason::io_error};
   return r;
 }
 

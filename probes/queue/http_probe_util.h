@@ -6,11 +6,11 @@
 #include <optional>
 #include <string>
 
-#include "probes/queue/http_client.h"
+#include "probes/lib/http/http_client.h"
 
 namespace pacs::queue::detail {
 
-inline void add_status_code(ProbeResult& r, const HttpResult& h) {
+inline void add_status_code(ProbeResult& r, const http::Response& h) {
   if (h.status > 0) {
     r.add("pacs_http_status_code", "HTTP status code of the last answer.", static_cast<double>(h.status));
   }
@@ -18,7 +18,7 @@ inline void add_status_code(ProbeResult& r, const HttpResult& h) {
 
 // The failure for a request that did not give a usable answer, keeping the
 // samples gathered so far.
-inline ProbeResult fail_from(ProbeResult partial, const HttpResult& h) {
+inline ProbeResult fail_from(ProbeResult partial, const http::Response& h) {
   partial.success = false;
   partial.reason = h.reason;
   partial.message = h.message;
@@ -26,7 +26,7 @@ inline ProbeResult fail_from(ProbeResult partial, const HttpResult& h) {
 }
 
 // Parses a body as JSON; on failure sets a protocol_error on `r`.
-inline std::optional<nlohmann::json> parse_json(const HttpResult& h, const std::string& what, ProbeResult& r) {
+inline std::optional<nlohmann::json> parse_json(const http::Response& h, const std::string& what, ProbeResult& r) {
   auto j = nlohmann::json::parse(h.body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
     r.success = false;

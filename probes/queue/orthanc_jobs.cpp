@@ -67,7 +67,7 @@ double as_number(const nlohmann::json& v, bool& ok) {
 }  // namespace
 
 ProbeResult OrthancJobsProbe::run(const ProbeContext& ctx) {
-  HttpClient http(http_);
+  http::Client http(http_);
   ProbeResult r = ProbeResult::ok();
 
   // 1. Jobs.

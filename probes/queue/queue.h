@@ -1,5 +1,6 @@
-// Entry points of the queue probe kind used by probes/registry.cpp, and the
-// probe classes (one per `type`) for tests and benchmarks.
+// The queue probe kind: PACS spool folders and job queues, one check per
+// `type` (directory, orthanc, dcm4chee, http_json). The probe classes are
+// public for tests and benchmarks; the agent sees only the Kind descriptor.
 #pragma once
 
 #include <cstdint>
@@ -7,18 +8,15 @@
 #include <string>
 #include <vector>
 
-#include "probes/queue/http_client.h"
-#include "probes/registry.h"
+#include "probes/kind.h"
+#include "probes/lib/http/http_client.h"
 
 namespace pacs::queue {
 
-// Parses one [[queue]] table into one ProbeSpec per check.
-std::vector<ProbeSpec> parse_target(const ConfigTable& table, const TargetCommon& common,
-                                    const AgentSettings& agent);
+const Kind& kind();
 
-// Once in main() before threads: curl_global_init.
-void global_init(Logger& log);
-void global_shutdown();
+// Parses one [[queue]] table into its one ProbeSpec.
+std::vector<ProbeSpec> parse_target(const ConfigTable& table, const TargetCommon& common, const ConfigTable& agent);
 
 // ---- type = "directory": a spool / inbox / outbox folder -------------------
 
@@ -57,12 +55,12 @@ class SpoolDirectoryProbe : public Probe {
 
 class OrthancJobsProbe : public Probe {
  public:
-  OrthancJobsProbe(std::string base_url, HttpSettings http) : url_(std::move(base_url)), http_(std::move(http)) {}
+  OrthancJobsProbe(std::string base_url, http::Settings http) : url_(std::move(base_url)), http_(std::move(http)) {}
   ProbeResult run(const ProbeContext& ctx) override;
 
  private:
   std::string url_;
-  HttpSettings http_;
+  http::Settings http_;
 };
 
 // ---- type = "dcm4chee": task counts per queue and status -------------------
@@ -71,14 +69,14 @@ class Dcm4cheeQueuesProbe : public Probe {
  public:
   // The statuses asked for, as the dcm4chee-arc REST API spells them.
   static const std::vector<std::string>& statuses();
-  Dcm4cheeQueuesProbe(std::string base_url, std::vector<std::string> queues, HttpSettings http)
+  Dcm4cheeQueuesProbe(std::string base_url, std::vector<std::string> queues, http::Settings http)
       : url_(std::move(base_url)), queues_(std::move(queues)), http_(std::move(http)) {}
   ProbeResult run(const ProbeContext& ctx) override;
 
  private:
   std::string url_;
   std::vector<std::string> queues_;
-  HttpSettings http_;
+  http::Settings http_;
 };
 
 // ---- type = "http_json": JSON pointers -> gauges ---------------------------
@@ -90,14 +88,14 @@ struct JsonValueSpec {
 
 class HttpJsonProbe : public Probe {
  public:
-  HttpJsonProbe(std::string url, std::vector<JsonValueSpec> values, HttpSettings http)
+  HttpJsonProbe(std::string url, std::vector<JsonValueSpec> values, http::Settings http)
       : url_(std::move(url)), values_(std::move(values)), http_(std::move(http)) {}
   ProbeResult run(const ProbeContext& ctx) override;
 
  private:
   std::string url_;
   std::vector<JsonValueSpec> values_;
-  HttpSettings http_;
+  http::Settings http_;
 };
 
 const std::vector<Reason>& directory_reasons();

@@ -1,7 +1,5 @@
 // [[queue]] table -> one ProbeSpec, dispatched on `type` through an
-// explicit map (no self-registration).
-#include <curl/curl.h>
-
+// explicit map (no self-registration); the kind's descriptor.
 #include <map>
 #include <regex>
 #include <set>
@@ -15,42 +13,9 @@ namespace pacs::queue {
 
 namespace {
 
-std::string parse_url(const ConfigTable& t, const char* key = "url") {
-  std::string url = t.string(key);
-  static const std::regex re(R"(^https?://[^/?#@\s]+(/[^\s]*)?$)", std::regex::icase);
-  if (!std::regex_match(url, re)) {
-    if (url.find('@') != std::string::npos && url.find("://") != std::string::npos) {
-      t.fail(key, "must not contain credentials; use username with password_file or password_env");
-    }
-    t.fail(key, "must be an http:// or https:// URL");
-  }
-  return url;
-}
-
 std::string strip_slash(std::string s) {
   while (!s.empty() && s.back() == '/') s.pop_back();
   return s;
-}
-
-HttpSettings parse_http(const ConfigTable& t) {
-  HttpSettings h;
-  h.username = t.string("username", "");
-  h.password_file = t.string("password_file", "");
-  h.password_env = t.string("password_env", "");
-  h.ca_file = t.string("ca_file", "");
-  h.insecure_skip_verify = t.boolean("insecure_skip_verify", false);
-  if (!h.password_file.empty() && !h.password_env.empty()) {
-    t.fail("password_env", "set either password_file or password_env, not both");
-  }
-  if (!h.username.empty() && h.password_file.empty() && h.password_env.empty()) {
-    t.fail("username", "needs password_file or password_env (passwords are never written in the config)");
-  }
-  if (h.username.empty() && (!h.password_file.empty() || !h.password_env.empty())) {
-    t.fail(!h.password_file.empty() ? "password_file" : "password_env", "needs username");
-  }
-  if (!h.password_file.empty() && h.password_file.front() != '/') t.fail("password_file", "must be an absolute path");
-  if (!h.ca_file.empty() && h.ca_file.front() != '/') t.fail("ca_file", "must be an absolute path");
-  return h;
 }
 
 // Label values must stay bounded and printable.
@@ -70,19 +35,19 @@ ProbeSpec parse_directory(const ConfigTable& t, const TargetCommon& common) {
   if (t.has("max_depth") && !o.recursive) t.fail("max_depth", "only applies with recursive = true");
   o.max_depth = static_cast<int>(t.integer("max_depth", o.max_depth, 1, 64));
   o.include_hidden = t.boolean("include_hidden", false);
-  return make_spec("queue_directory", common, t, directory_reasons(),
+  return make_spec(kind(), "directory", common, t,
                    [o] { return std::make_unique<SpoolDirectoryProbe>(o); });
 }
 
 ProbeSpec parse_orthanc(const ConfigTable& t, const TargetCommon& common) {
-  std::string url = strip_slash(parse_url(t));
-  HttpSettings http = parse_http(t);
-  return make_spec("queue_orthanc", common, t, http_reasons(),
+  std::string url = strip_slash(http::read_url(t));
+  http::Settings http = http::read_settings(t, /*flat_keys=*/true);
+  return make_spec(kind(), "orthanc", common, t,
                    [url, http] { return std::make_unique<OrthancJobsProbe>(url, http); });
 }
 
 ProbeSpec parse_dcm4chee(const ConfigTable& t, const TargetCommon& common) {
-  std::string url = strip_slash(parse_url(t));
+  std::string url = strip_slash(http::read_url(t));
   if (!t.has("queues")) t.fail_table("missing required key \"queues\"");
   auto queues = t.string_array("queues", {});
   if (queues.empty()) t.fail("queues", "must name at least one queue (e.g. [\"StgCmtSCU\", \"Export1\"])");
@@ -91,13 +56,13 @@ ProbeSpec parse_dcm4chee(const ConfigTable& t, const TargetCommon& common) {
     if (!valid_label_value(q)) t.fail("queues", "invalid queue name \"" + q + "\" (letters, digits, _ . : -)");
     if (!seen.insert(q).second) t.fail("queues", "duplicate queue name \"" + q + "\"");
   }
-  HttpSettings http = parse_http(t);
-  return make_spec("queue_dcm4chee", common, t, http_reasons(),
+  http::Settings http = http::read_settings(t, /*flat_keys=*/true);
+  return make_spec(kind(), "dcm4chee", common, t,
                    [url, queues, http] { return std::make_unique<Dcm4cheeQueuesProbe>(url, queues, http); });
 }
 
 ProbeSpec parse_http_json(const ConfigTable& t, const TargetCommon& common) {
-  std::string url = parse_url(t);
+  std::string url = http::read_url(t);
   if (!t.has("values")) t.fail_table("missing required key \"values\"");
   std::vector<JsonValueSpec> values;
   std::set<std::string> names;
@@ -115,8 +80,8 @@ ProbeSpec parse_http_json(const ConfigTable& t, const TargetCommon& common) {
     values.push_back(std::move(s));
   }
   if (values.empty()) t.fail("values", "must list at least one { name, pointer }");
-  HttpSettings http = parse_http(t);
-  return make_spec("queue_http_json", common, t, http_reasons(),
+  http::Settings http = http::read_settings(t, /*flat_keys=*/true);
+  return make_spec(kind(), "http_json", common, t,
                    [url, values, http] { return std::make_unique<HttpJsonProbe>(url, values, http); });
 }
 
@@ -133,7 +98,7 @@ const std::map<std::string, TypeParser>& types() {
 
 }  // namespace
 
-std::vector<ProbeSpec> parse_target(const ConfigTable& table, const TargetCommon& common, const AgentSettings&) {
+std::vector<ProbeSpec> parse_target(const ConfigTable& table, const TargetCommon& common, const ConfigTable&) {
   std::string type = table.string("type");
   auto it = types().find(type);
   if (it == types().end()) {
@@ -144,15 +109,24 @@ std::vector<ProbeSpec> parse_target(const ConfigTable& table, const TargetCommon
   return specs;
 }
 
-void global_init(Logger& log) {
-  CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (rc != CURLE_OK) {
-    log.error("curl_global_init failed", {{"error", curl_easy_strerror(rc)}});
-    return;
-  }
-  log.debug("libcurl initialised", {{"version", curl_version()}});
+const Kind& kind() {
+  static const Kind k{
+      .name = "queue",
+      .summary = "PACS spool folders and job queues (Orthanc jobs, dcm4chee task queues, JSON endpoints)",
+      .checks = {{"directory", "queue_directory", directory_reasons()},
+                 {"orthanc", "queue_orthanc", http_reasons()},
+                 {"dcm4chee", "queue_dcm4chee", http_reasons()},
+                 {"http_json", "queue_http_json", http_reasons()}},
+      .parse = &parse_target,
+      .init = [](Logger&) { http::global_init(); },
+      .shutdown = [] { http::global_shutdown(); },
+      .versions = [] { return std::vector<std::string>{http::curl_version_line()}; },
+  };
+  return k;
 }
 
-void global_shutdown() { curl_global_cleanup(); }
-
 }  // namespace pacs::queue
+
+namespace pacs::probe_kinds {
+const Kind& queue() { return queue::kind(); }
+}  // namespace pacs::probe_kinds

@@ -194,7 +194,7 @@ SpoolScan scan_spool(const SpoolOptions& opts, const ProbeContext& ctx) {
 }
 
 const std::vector<Reason>& directory_reasons() {
-  static const std::vector<Reason> r = {Reason::io_error, Reason::io_timeout, Reason::internal};
+  static const std::vector<Reason> r = {Reason::io_error, Reason::io_timeout};
   return r;
 }
 

@@ -67,14 +67,12 @@ TEST(Config, AgentAndWebSettingsAndDefaults) {
       "[agent]\ncalling_ae_title = \"MONITOR\"\ninterval = \"1m\"\ntimeout = \"20s\"\nmax_concurrent_probes = 4\n"
       "[web]\nlisten_address = [\"127.0.0.1:9727\", \"[::1]:9727\"]\n",
       "x.toml");
-  EXPECT_EQ(c->agent.calling_ae_title, "MONITOR");
   EXPECT_EQ(c->agent.default_interval, std::chrono::minutes(1));
   EXPECT_EQ(c->agent.default_timeout, std::chrono::seconds(20));
   EXPECT_EQ(c->agent.max_concurrent_probes, 4);
   EXPECT_EQ(c->web.listen_addresses, (std::vector<std::string>{"127.0.0.1:9727", "[::1]:9727"}));
 
   auto d = parse_config("", "empty.toml");
-  EXPECT_EQ(d->agent.calling_ae_title, "PACS_AGENT");
   EXPECT_EQ(d->agent.default_interval, std::chrono::seconds(30));
   EXPECT_EQ(d->agent.default_timeout, std::chrono::seconds(10));
   EXPECT_EQ(d->web.listen_addresses, std::vector<std::string>{"0.0.0.0:9727"});

@@ -97,7 +97,7 @@ TEST(HttpRoutes, StatusCodes) {
   EXPECT_EQ(http_request(port, "GET", "/-/ready").status, 200);
   auto r = http_request(port, "GET", "/-/reload");
   EXPECT_EQ(r.status, 405);
-  EXPECT_EQ(r.headers["allow"], "POST");
+  EXPECT_EQ(r.headers["allow"], "POST, PUT");
   EXPECT_EQ(http_request(port, "POST", "/-/reload").status, 200);
   EXPECT_EQ(http_request(port, "POST", "/metrics").status, 405);
   EXPECT_EQ(http_request(port, "GET", "/nope").status, 404);

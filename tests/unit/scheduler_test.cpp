@@ -220,9 +220,9 @@ TEST(ResultStore, HistogramAndSamples) {
   EXPECT_EQ(text0.find("pacs_probe_success{"), std::string::npos) << "success exported before any run";
   ProbeResult ok = ProbeResult::ok();
   ok.add("pacs_test_value", "A test gauge.", 7, {{"kind", "x"}});
-  store.record(p, ok, 0.003, std::chrono::system_clock::now());
-  store.record(p, ProbeResult::fail(Reason::io_timeout, "t"), 0.7, std::chrono::system_clock::now());
-  store.record(p, ProbeResult::fail(Reason::io_timeout, "t"), 99, std::chrono::system_clock::now());
+  store.record(p, {ok, 0.003, std::chrono::system_clock::now()});
+  store.record(p, {ProbeResult::fail(Reason::io_timeout, "t"), 0.7, std::chrono::system_clock::now()});
+  store.record(p, {ProbeResult::fail(Reason::io_timeout, "t"), 99, std::chrono::system_clock::now()});
   bool found = false;
   for (const auto& f : store.Collect()) {
     if (f.name == "pacs_probe_run_duration_seconds") {

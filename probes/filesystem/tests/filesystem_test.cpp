@@ -241,7 +241,7 @@ TEST(FilesystemConfig, EmbeddedDefaultWatchesRoot) {
   auto cfg = default_config();
   auto* t = cfg->find_target("root");
   ASSERT_NE(t, nullptr) << default_config_text();
-  EXPECT_EQ(t->section, "filesystem");
+  EXPECT_EQ(t->kind, "filesystem");
   ASSERT_EQ(t->probes.size(), 1u);
   EXPECT_EQ(t->probes[0]->probe, "filesystem");
   auto r = t->probes[0]->make()->run(ctx_for(5s));

@@ -16,7 +16,7 @@
 
 #include "probes/log.h"
 #include "probes/queue/queue.h"
-#include "tests/integration/queue_http_server.h"
+#include "tests/support/http_test_server.h"
 #include "tests/support/probe_testing.h"
 #include "tests/support/support.h"
 
@@ -33,9 +33,9 @@ class CurlEnv : public ::testing::Environment {
  public:
   void SetUp() override {
     Logger log(LogLevel::error);
-    global_init(log);
+    kind().init(log);
   }
-  void TearDown() override { global_shutdown(); }
+  void TearDown() override { kind().shutdown(); }
 };
 const auto* const kCurlEnv = ::testing::AddGlobalTestEnvironment(new CurlEnv);
 

@@ -16,7 +16,7 @@
 #include "agent/config.h"
 #include "probes/log.h"
 #include "probes/queue/queue.h"
-#include "tests/integration/queue_http_server.h"
+#include "tests/support/http_test_server.h"
 #include "tests/support/probe_testing.h"
 #include "tests/support/support.h"
 
@@ -35,9 +35,9 @@ class CurlEnv : public ::testing::Environment {
  public:
   void SetUp() override {
     Logger log(LogLevel::error);
-    global_init(log);
+    kind().init(log);
   }
-  void TearDown() override { global_shutdown(); }
+  void TearDown() override { kind().shutdown(); }
 };
 const auto* const kCurlEnv = ::testing::AddGlobalTestEnvironment(new CurlEnv);
 
@@ -95,8 +95,8 @@ TEST(HttpJson, SilentServerReturnsByDeadline) {
   auto t0 = Clock::now();
   auto r = HttpJsonProbe(srv.url("/"), two_values(), {}).run(ctx_for(500ms));
   auto took = Clock::now() - t0;
-  EXPECT_EQ(r.reason, Reason::protocol_error);
-  EXPECT_NE(r.message.find("no complete HTTP response before the deadline"), std::string::npos) << r.message;
+  EXPECT_EQ(r.reason, Reason::response_timeout);
+  EXPECT_NE(r.message.find("connected, but no complete response before the deadline"), std::string::npos) << r.message;
   EXPECT_LT(took, 1500ms);
   EXPECT_EQ(find_sample(r, "pacs_http_status_code"), nullptr);
 }
@@ -144,15 +144,16 @@ TEST(HttpClient, BasicAuthFromFileOrEnvNeverInMessages) {
     }
     return LoopbackReply::json("{}", 401);
   });
-  HttpSettings s;
-  s.username = "agent";
-  s.password_file = pw.string();
+  http::Settings s;
+  s.auth.type = http::Auth::Type::basic;
+  s.auth.username = "agent";
+  s.auth.password_file = pw.string();
   auto r = HttpJsonProbe(srv.url("/"), two_values(), s).run(ctx_for(5s));
   EXPECT_TRUE(r.success) << r.message;
 
   ::setenv("PACS_TEST_QUEUE_PW", "s3cret-pass", 1);
-  s.password_file.clear();
-  s.password_env = "PACS_TEST_QUEUE_PW";
+  s.auth.password_file.clear();
+  s.auth.password_env = "PACS_TEST_QUEUE_PW";
   r = HttpJsonProbe(srv.url("/"), two_values(), s).run(ctx_for(5s));
   EXPECT_TRUE(r.success) << r.message;
 
@@ -167,8 +168,8 @@ TEST(HttpClient, BasicAuthFromFileOrEnvNeverInMessages) {
   EXPECT_EQ(r.reason, Reason::io_error);
   EXPECT_NE(r.message.find("PACS_TEST_QUEUE_PW"), std::string::npos) << r.message;
 
-  s.password_env.clear();
-  s.password_file = (d / "missing").string();
+  s.auth.password_env.clear();
+  s.auth.password_file = (d / "missing").string();
   r = HttpJsonProbe(srv.url("/"), two_values(), s).run(ctx_for(5s));
   EXPECT_EQ(r.reason, Reason::io_error);
   EXPECT_NE(r.message.find("No such file"), std::string::npos) << r.message;
@@ -177,7 +178,7 @@ TEST(HttpClient, BasicAuthFromFileOrEnvNeverInMessages) {
 
 TEST(HttpClient, BodyLimitIsProtocolError) {
   LoopbackHttpServer srv([](const LoopbackRequest&) { return LoopbackReply::json(std::string(8192, ' ') + "{}"); });
-  HttpSettings s;
+  http::Settings s;
   s.max_body_bytes = 4096;
   auto r = HttpJsonProbe(srv.url("/"), two_values(), s).run(ctx_for(5s));
   EXPECT_EQ(r.reason, Reason::protocol_error);
@@ -207,14 +208,14 @@ TEST(HttpClient, TlsVerificationOnByDefault) {
   auto r = HttpJsonProbe(url, two_values(), {}).run(ctx_for(5s));
   EXPECT_EQ(r.reason, Reason::tls_failure) << r.message;
 
-  HttpSettings s;
-  s.ca_file = (d / "cert.pem").string();
+  http::Settings s;
+  s.tls.ca_file = (d / "cert.pem").string();
   r = HttpJsonProbe(url, two_values(), s).run(ctx_for(5s));
   EXPECT_EQ(r.reason, Reason::protocol_error) << r.message;
   EXPECT_EQ(sample_value(r, "pacs_http_status_code"), 200);
 
-  HttpSettings insecure;
-  insecure.insecure_skip_verify = true;
+  http::Settings insecure;
+  insecure.tls.insecure_skip_verify = true;
   r = HttpJsonProbe(url, two_values(), insecure).run(ctx_for(5s));
   EXPECT_EQ(r.reason, Reason::protocol_error) << r.message;
 }
@@ -286,7 +287,7 @@ TEST(Dcm4chee, ServerErrorMalformedAndSilent) {
   auto t0 = Clock::now();
   r = Dcm4cheeQueuesProbe(silent.url("/dcm4chee-arc"), {"Export1", "Export2"}, {}).run(ctx_for(600ms));
   EXPECT_LT(Clock::now() - t0, 1600ms);
-  EXPECT_EQ(r.reason, Reason::protocol_error) << r.message;
+  EXPECT_EQ(r.reason, Reason::response_timeout) << r.message;
 }
 
 // ---- config ------------------------------------------------------------------

@@ -1,2 +1,0 @@
-add_executable(bench_scrape scrape_bench.cpp)
-target_link_libraries(bench_scrape PRIVATE pacs_agent_lib pacs_warnings)
