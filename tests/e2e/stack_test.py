@@ -39,6 +39,9 @@ ORTHANC_AET = "ORTHANC_E2E"
 
 # Panels that must return data once the stack has run (see scripts/check-dashboards).
 REQUIRE_DATA = [
+    "pacs-fleet-overview:Availability by site (5m)",
+    "pacs-fleet-overview:Failing probes by site",
+    "pacs-fleet-overview:Agents down by site",
     "pacs-fleet-overview:Agent scrape status",
     "pacs-fleet-overview:Agent versions",
     "pacs-fleet-overview:Config reload",
