@@ -12,7 +12,7 @@ scripts/check-dashboards against that Prometheus and requires data where it must
 Modes (the rules are the shipped ones in both):
   default (CI):        probes 2 s, scrape/evaluation 1 s, Alertmanager group_wait 1 s.
   --production-timing: probes 15 s, scrape/evaluation 15 s, Alertmanager as shipped
-                       (group_wait 10 s); asserts time-to-page <= 90 s (issue 5).
+                       (group_wait 10 s); asserts time-to-page <= 90 s.
 
 Usage: stack_test.py [AGENT_BINARY] [--production-timing] [--keep]
        (or PACS_AGENT_BINARY=...). Every process started is stopped on exit, failure or Ctrl-C.
@@ -220,6 +220,31 @@ def make_studies(tmp, orthanc_http, n=3):
     log(f"uploaded {n} synthetic studies (StudyDate {today})")
 
 
+def write_orthanc_config(path, name, aet, dicom_port, http_port, db_dir):
+    """Orthanc on 127.0.0.1 only, checking the called AE title, knowing the agent as a modality
+    (at port 1, so a C-STORE to it fails: a way to make a failed job)."""
+    with open(path, "w") as f:
+        json.dump({"Name": name, "DicomAet": aet, "DicomPort": dicom_port,
+                   "HttpPort": http_port, "RemoteAccessAllowed": False,
+                   "AuthenticationEnabled": False, "StorageDirectory": db_dir,
+                   "IndexDirectory": db_dir, "DicomCheckCalledAet": True,
+                   "DicomAlwaysAllowEcho": True, "DicomAlwaysAllowFind": True,
+                   "DicomModalities": {"agent": ["PACS_AGENT", "127.0.0.1", 1]},
+                   "Plugins": [], "HttpServerEnabled": True, "DicomServerEnabled": True}, f, indent=1)
+
+
+def render_alertmanager(hook_port, fast):
+    """The shipped deploy/alertmanager/alertmanager.yml, receivers pointed at the webhook sink;
+    fast: group_wait 1 s and group_interval 2 s (so resolve notifications come quickly)."""
+    with open(os.path.join(REPO, "deploy", "alertmanager", "alertmanager.yml")) as f:
+        amcfg = f.read()
+    amcfg = amcfg.replace("http://127.0.0.1:9095/", f"http://127.0.0.1:{hook_port}/")
+    if fast:
+        amcfg = amcfg.replace("group_wait: 10s", "group_wait: 1s").replace("group_wait: 30s", "group_wait: 1s")
+        amcfg = amcfg.replace("group_interval: 1m", "group_interval: 2s")  # resolve notifications
+    return amcfg
+
+
 def port_free(port):
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers will: TIME_WAIT is no conflict
@@ -320,14 +345,8 @@ def main(argv):
                 f.write(b"\0" * 1024)
 
         # --- Orthanc -------------------------------------------------------------------
-        with open(os.path.join(tmp, "orthanc.json"), "w") as f:
-            json.dump({"Name": "pacs-e2e", "DicomAet": ORTHANC_AET, "DicomPort": ports["dicom"],
-                       "HttpPort": ports["orthanc_http"], "RemoteAccessAllowed": False,
-                       "AuthenticationEnabled": False, "StorageDirectory": os.path.join(tmp, "orthanc-db"),
-                       "IndexDirectory": os.path.join(tmp, "orthanc-db"), "DicomCheckCalledAet": True,
-                       "DicomAlwaysAllowEcho": True, "DicomAlwaysAllowFind": True,
-                       "DicomModalities": {"agent": ["PACS_AGENT", "127.0.0.1", 1]},
-                       "Plugins": [], "HttpServerEnabled": True, "DicomServerEnabled": True}, f, indent=1)
+        write_orthanc_config(os.path.join(tmp, "orthanc.json"), "pacs-e2e", ORTHANC_AET, ports["dicom"],
+                             ports["orthanc_http"], os.path.join(tmp, "orthanc-db"))
         orthanc_bin = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 
         def start_orthanc():
@@ -378,14 +397,8 @@ path = "{os.path.join(tmp, 'spool')}"
         wait_for("agent /-/ready", lambda: http_req("GET", f"{agent_url}/-/ready")[0] == 200, 30, stack)
 
         # --- Alertmanager: the shipped config, receivers pointed at the webhook sink ----
-        with open(os.path.join(REPO, "deploy", "alertmanager", "alertmanager.yml")) as f:
-            amcfg = f.read()
-        amcfg = amcfg.replace("http://127.0.0.1:9095/", f"http://127.0.0.1:{hook.port}/")
-        if not prod:
-            amcfg = amcfg.replace("group_wait: 10s", "group_wait: 1s").replace("group_wait: 30s", "group_wait: 1s")
-            amcfg = amcfg.replace("group_interval: 1m", "group_interval: 2s")  # resolve notifications
         with open(os.path.join(tmp, "alertmanager.yml"), "w") as f:
-            f.write(amcfg)
+            f.write(render_alertmanager(hook.port, fast=not prod))
         stack.start("alertmanager", ["prometheus-alertmanager", f"--config.file={tmp}/alertmanager.yml",
                                      f"--storage.path={tmp}/am-data", f"--web.listen-address=127.0.0.1:{ports['am']}",
                                      "--cluster.listen-address="])
