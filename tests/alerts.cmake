@@ -1,4 +1,4 @@
-# Alert rules, dashboards and deploy/ artifacts (issue 5). Included from tests/CMakeLists.txt.
+# Alert rules, dashboards and deploy/ artifacts. Included from tests/CMakeLists.txt.
 #   ctest -L alerts    rules (promtool check/test), lint, dashboards, Prometheus/Alertmanager configs
 #   ctest -L package   systemd unit verification
 #   ctest -L e2e       full stack: Orthanc → agent → Prometheus → Alertmanager → webhook
