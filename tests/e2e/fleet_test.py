@@ -36,7 +36,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -46,8 +45,9 @@ import urllib.parse
 import yaml  # Debian python3-yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from stack_test import (REPO, REQUIRE_DATA, Stack, Webhook, free_port, http_req, log,  # noqa: E402
-                        make_studies, render_alertmanager, wait_for, write_orthanc_config)
+from stack_test import (REPO, REQUIRE_DATA, Stack, Webhook, free_port, http_req,  # noqa: E402
+                        interrupt_on_signals, log, make_studies, render_alertmanager, tear_down, wait_for,
+                        write_orthanc_config)
 
 FLEET = os.path.join(REPO, "deploy", "fleet")
 ORTHANC_AET = "ORTHANC_E2E"
@@ -257,10 +257,7 @@ def main(argv):
     tmp = tempfile.mkdtemp(prefix="pacs-fleet-")
     stack = Stack(tmp)
 
-    def on_signal(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    interrupt_on_signals()
 
     ok = False
     try:
@@ -495,18 +492,7 @@ def main(argv):
         print(f"fleet_test: interrupted ({e}); cleaning up", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        stack.stop_all()
-        hook.stop()
-        if a.keep or not ok:
-            log(f"logs and configs kept in {tmp}")
-        else:
-            for _ in range(3):
-                shutil.rmtree(tmp, ignore_errors=True)
-                if not os.path.exists(tmp):
-                    break
-                time.sleep(0.5)
+        tear_down(stack, hook, tmp, keep=a.keep or not ok)
 
 
 if __name__ == "__main__":

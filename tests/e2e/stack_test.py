@@ -245,6 +245,31 @@ def render_alertmanager(hook_port, fast):
     return amcfg
 
 
+def interrupt_on_signals():
+    """SIGTERM (ctest's timeout) and SIGINT raise KeyboardInterrupt, so cleanup always runs."""
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
+def tear_down(stack, hook, tmp, keep):
+    """Stops every process and the webhook (ignoring further Ctrl-C/SIGTERM meanwhile), then
+    removes the temp dir, or keeps it (and says where) for a failed or --keep run."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    stack.stop_all()
+    hook.stop()
+    if keep:
+        log(f"logs and configs kept in {tmp}")
+        return
+    for _ in range(3):  # a stopped process' last writes can race the first pass
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not os.path.exists(tmp):
+            break
+        time.sleep(0.5)
+
+
 def port_free(port):
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers will: TIME_WAIT is no conflict
@@ -322,10 +347,7 @@ def main(argv):
     tmp = tempfile.mkdtemp(prefix="pacs-stack-")
     stack = Stack(tmp)
 
-    def on_signal(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    interrupt_on_signals()
 
     ok = False
     try:
@@ -514,18 +536,7 @@ scrape_configs:
         print(f"stack_test: interrupted ({e}); cleaning up", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        stack.stop_all()
-        hook.stop()
-        if a.keep or not ok:
-            log(f"logs and configs kept in {tmp}")
-        else:
-            for _ in range(3):  # a stopped process' last writes can race the first pass
-                shutil.rmtree(tmp, ignore_errors=True)
-                if not os.path.exists(tmp):
-                    break
-                time.sleep(0.5)
+        tear_down(stack, hook, tmp, keep=a.keep or not ok)
 
 
 if __name__ == "__main__":
