@@ -37,7 +37,6 @@ constexpr const char* kBytesHelp = "Data set bytes of the instances received in 
 constexpr const char* kFirstHelp = "Time from the C-GET/C-MOVE request to the first instance received.";
 constexpr const char* kCommitHelp = "Time from the N-ACTION request to the storage commitment report.";
 constexpr const char* kCommitFailedHelp = "Instances listed as failed in the last storage commitment report.";
-constexpr const char* kCommitReasonHelp = "Failure Reason of the canary in the last storage commitment report.";
 
 double secs(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
@@ -755,7 +754,6 @@ ProbeResult run_commit(const DicomOptions& o, const ProbeContext& ctx, std::dequ
   if (report) {
     r.add("pacs_dicom_commit_seconds", kCommitHelp, secs(sent, report->at));
     r.add("pacs_dicom_commit_failed_instances", kCommitFailedHelp, report->failed);
-    if (report->ours_failed) r.add("pacs_dicom_commit_failure_reason", kCommitReasonHelp, report->failure_reason);
     if (!fail) {
       if (report->ours_failed) {
         fail = Failure{Reason::commitment_failed, "storage commitment failed for the canary: failure reason " +
