@@ -167,6 +167,23 @@ TEST(DicomConfig, ImageChecksWithEverySetting) {
   EXPECT_FALSE(std::count(f->probes[0].reasons.begin(), f->probes[0].reasons.end(), Reason::inbound_timeout));
 }
 
+// The binary's --config.check refuses an image check without the settings
+// that make it safe, naming file, line and key.
+TEST(DicomConfig, ConfigCheckRefusesStoreWithoutUidRoot) {
+  test::TempDir tmp;
+  auto bad = tmp.write("bad.toml", "[[dicom]]\nname = \"archive\"\nhost = \"127.0.0.1\"\ncalled_ae_title = \"A\"\n"
+                                   "checks = [\"store\"]\n[dicom.store]\ncleanup = { type = \"none\" }\n");
+  std::string out;
+  int rc = test::run_command({test::agent_binary(), "--config.check", "--config.file=" + bad.string()}, &out);
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("bad.toml:6: dicom[0].store: missing required key \"uid_root\""), std::string::npos) << out;
+  auto good = tmp.write("good.toml", "[[dicom]]\nname = \"archive\"\nhost = \"127.0.0.1\"\ncalled_ae_title = \"A\"\n"
+                                     "checks = [\"store\"]\n[dicom.store]\nuid_root = \"1.2.3\"\n"
+                                     "cleanup = { type = \"none\" }\n");
+  EXPECT_EQ(test::run_command({test::agent_binary(), "--config.check", "--config.file=" + good.string()}, &out), 0)
+      << out;
+}
+
 struct BadCase {
   const char* name;
   std::string body;  // lines after [[dicom]] name = "a" (line 1-2)
