@@ -57,6 +57,15 @@ OUTAGE_S = 120
 EXEMPT = {
     # needs a DICOM-TLS peer; the Orthanc in this test speaks plain DICOM
     "pacs-ae-detail:TLS certificate validity",
+    # recording rules over days of history (7/30-day growth, 30-day availability, studies per
+    # day by modality): minutes of data give them nothing to say; e2e_capacity_report runs the
+    # same rules' inputs over 90 days of backfilled history
+    "pacs-storage-capacity:Days until full (7 d and 30 d trend)",
+    "pacs-storage-capacity:Growth per day (7 d and 30 d)",
+    "pacs-storage-capacity:Studies per day per modality",
+    "pacs-storage-capacity:Time since the newest study",
+    "pacs-storage-capacity:DICOM availability per AE (30 d)",
+    "pacs-storage-capacity:DICOM availability per AE (30 d) over time",
     # pacs:filesystem_days_until_full needs hours of steady growth (6 h deriv); minutes of
     # a temp volume are noise, and a shrinking volume rightly has no value
     "pacs-storage-capacity:Days until full",
@@ -64,8 +73,13 @@ EXEMPT = {
 # Panels stack_test.py exempts that this test makes data for: the rejecting AE of site A
 # (Association rejects), a failed Orthanc job at site A (Failed jobs), and the dashboards
 # are checked while site B's page is firing (Firing PACS alerts, from vmalert's ALERTS).
+# Site A also runs the image round trip (store, C-GET, storage commitment) against its
+# Orthanc, which fills the image panels of the AE detail dashboard.
 EXTRA_REQUIRED = ["pacs-ae-detail:Association rejects", "pacs-storage-capacity:Failed jobs",
-                  "pacs-fleet-overview:Firing PACS alerts"]
+                  "pacs-fleet-overview:Firing PACS alerts",
+                  "pacs-ae-detail:Store and findable time", "pacs-ae-detail:Canary studies in the archive",
+                  "pacs-ae-detail:Retrieve sub-operations", "pacs-ae-detail:Retrieve and commitment latency"]
+CANARY_AET = "PACS_CANARY"  # the calling AE of site A's image checks; Orthanc sends commitment reports to it
 TYPICAL_SCRAPE_S = 15     # production scrape interval (deploy/fleet/vmagent.yml)
 
 
@@ -137,8 +151,9 @@ def metric_sum(m, name):
     return sum(v for k, v in m.items() if k == name or k.startswith(name + "{"))
 
 
-def agent_config(site, port, orthanc_dicom, orthanc_http, tmp):
-    """Site A: a typical node (5 AEs, 3 volumes, 3 queues). Site B: 1 AE + 1 volume."""
+def agent_config(site, port, orthanc_dicom, orthanc_http, tmp, commit_port=None):
+    """Site A: a typical node (5 AEs, 3 volumes, 3 queues, the image round trip). Site B: 1 AE +
+    1 volume."""
     head = f"""[agent]
 calling_ae_title = "PACS_AGENT"
 interval = "2s"
@@ -183,6 +198,24 @@ timeout = "{timeout}"
     # (permanent, reason 7). A configuration error, never a page (PacsDicomEchoFailing
     # excludes permanent rejects); it fills the "Association rejects" panel.
     text += dicom("misnamed", "NOT_" + ORTHANC_AET, ["echo", "find"], "3s", "2s")
+    text += f"""
+[[dicom]]
+name = "archive-images"
+host = "127.0.0.1"
+port = {orthanc_dicom}
+called_ae_title = "{ORTHANC_AET}"
+calling_ae_title = "{CANARY_AET}"
+checks = ["store", "retrieve", "commit"]
+interval = "5s"
+timeout = "4s"
+  [dicom.store]
+  uid_root = "1.2.826.0.1.3680043.10.999"
+  cleanup = {{ type = "orthanc", url = "{orthanc_http}" }}
+  [dicom.retrieve]
+  method = "get"
+  [dicom.commit]
+  listen_port = {commit_port}
+"""
     for name in ("images", "index", "cache"):
         text += volume(name)
     text += f'\n[[queue]]\nname = "orthanc-jobs"\ntype = "orthanc"\nurl = "{orthanc_http}"\n'
@@ -268,14 +301,15 @@ def main(argv):
 
         # --- the sites: Orthanc, agent ----------------------------------------------
         for site in ("A", "B"):
-            s = {k: free_port() for k in ("dicom", "http", "agent", "vmagent")}
+            s = {k: free_port() for k in ("dicom", "http", "agent", "vmagent", "commit")}
             s["orthanc"] = f"http://127.0.0.1:{s['http']}"
             s["agent_addr"] = f"127.0.0.1:{s['agent']}"
             s["vmagent_url"] = f"http://127.0.0.1:{s['vmagent']}"
             db = os.path.join(tmp, f"orthanc{site}-db")
             os.makedirs(db)
             write_orthanc_config(os.path.join(tmp, f"orthanc{site}.json"), f"pacs-fleet-{site}", ORTHANC_AET,
-                                 s["dicom"], s["http"], db)
+                                 s["dicom"], s["http"], db,
+                                 {"canary": [CANARY_AET, "127.0.0.1", s["commit"]]})
             sites[site] = s
 
         def start_orthanc(site):
@@ -288,8 +322,10 @@ def main(argv):
             make_studies(os.path.join(tmp), s["orthanc"], n=3 if site == "A" else 1)
             cfg = os.path.join(tmp, f"agent{site}.toml")
             with open(cfg, "w") as f:
-                f.write(agent_config(site, s["agent"], s["dicom"], s["orthanc"], tmp))
-            s["dicom_names"] = re.findall(r'^\[\[dicom\]\]\nname = "([^"]+)"', open(cfg).read(), re.M)
+                f.write(agent_config(site, s["agent"], s["dicom"], s["orthanc"], tmp, s["commit"]))
+            # The /probe job scrapes the echo/find AEs (not the image checks, which write).
+            s["dicom_names"] = [n for n in re.findall(r'^\[\[dicom\]\]\nname = "([^"]+)"', open(cfg).read(), re.M)
+                                if n != "archive-images"]
             stack.start(f"agent{site}", [agent_bin, f"--config.file={cfg}",
                                          f"--web.listen-address={s['agent_addr']}", "--log.level=info"])
         for site, s in sites.items():

@@ -220,16 +220,17 @@ def make_studies(tmp, orthanc_http, n=3):
     log(f"uploaded {n} synthetic studies (StudyDate {today})")
 
 
-def write_orthanc_config(path, name, aet, dicom_port, http_port, db_dir):
+def write_orthanc_config(path, name, aet, dicom_port, http_port, db_dir, modalities=None):
     """Orthanc on 127.0.0.1 only, checking the called AE title, knowing the agent as a modality
-    (at port 1, so a C-STORE to it fails: a way to make a failed job)."""
+    (at port 1, so a C-STORE to it fails: a way to make a failed job), plus `modalities`
+    ({name: [AET, host, port]})."""
     with open(path, "w") as f:
         json.dump({"Name": name, "DicomAet": aet, "DicomPort": dicom_port,
                    "HttpPort": http_port, "RemoteAccessAllowed": False,
                    "AuthenticationEnabled": False, "StorageDirectory": db_dir,
                    "IndexDirectory": db_dir, "DicomCheckCalledAet": True,
                    "DicomAlwaysAllowEcho": True, "DicomAlwaysAllowFind": True,
-                   "DicomModalities": {"agent": ["PACS_AGENT", "127.0.0.1", 1]},
+                   "DicomModalities": {"agent": ["PACS_AGENT", "127.0.0.1", 1], **(modalities or {})},
                    "Plugins": [], "HttpServerEnabled": True, "DicomServerEnabled": True}, f, indent=1)
 
 
