@@ -48,6 +48,9 @@ struct Settings {
 // password_env, ca_file and insecure_skip_verify at the table's top level (the
 // queue kind's spelling); mixing both spellings is an error. Throws ConfigError.
 Settings read_settings(const ConfigTable& t, bool flat_keys = false);
+// Reads only `tls = { ca_file, cert_file, key_file, insecure_skip_verify }`
+// (for kinds that speak TLS but not HTTP); nullopt when the table is absent.
+std::optional<Tls> read_tls(const ConfigTable& t);
 // An http:// or https:// URL without user:password@; fails `key` otherwise.
 std::string read_url(const ConfigTable& t, std::string_view key = "url");
 
@@ -62,6 +65,10 @@ struct Request {
   std::string url;
   std::vector<std::string> headers;  // "Name: value"
   std::string body;                  // sent as is (POST/PUT)
+  // What messages and transcripts show instead of the URL. Empty = the URL
+  // without its query (redact_url). Set it when the path itself carries
+  // something that must not be shown, e.g. a study UID a server returned.
+  std::string display_url;
 };
 
 struct Response {
