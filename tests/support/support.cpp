@@ -300,11 +300,22 @@ int run_command(const std::vector<std::string>& argv, std::string* output, std::
 Orthanc::Orthanc(Options opts) : opts_(std::move(opts)), dicom_port_(free_port()), http_port_(free_port()) {
   while (http_port_ == dicom_port_) http_port_ = free_port();
   std::ostringstream js;
+  bool first = true;
   js << "{\n  \"Name\": \"PacsAgentTestOrthanc\",\n"
      << "  \"StorageDirectory\": \"" << (dir_.path() / "db").string() << "\",\n"
      << "  \"IndexDirectory\": \"" << (dir_.path() / "db").string() << "\",\n"
-     << "  \"Plugins\": [],\n  \"HttpPort\": " << http_port_ << ",\n"
-     << "  \"RemoteAccessAllowed\": false,\n  \"AuthenticationEnabled\": false,\n"
+     << "  \"Plugins\": [";
+  for (size_t i = 0; i < opts_.plugins.size(); ++i) js << (i ? ", " : "") << "\"" << opts_.plugins[i] << "\"";
+  js << "],\n  \"HttpPort\": " << http_port_ << ",\n"
+     << "  \"RemoteAccessAllowed\": false,\n  \"AuthenticationEnabled\": "
+     << (opts_.users.empty() ? "false" : "true") << ",\n"
+     << "  \"RegisteredUsers\": {";
+  first = true;
+  for (const auto& [user, password] : opts_.users) {
+    js << (first ? "" : ",") << "\"" << user << "\": \"" << password << "\"";
+    first = false;
+  }
+  js << "},\n"
      << "  \"DicomAet\": \"" << opts_.aet << "\",\n  \"DicomPort\": " << dicom_port_ << ",\n"
      << "  \"DicomCheckCalledAet\": " << (opts_.check_called_aet ? "true" : "false") << ",\n"
      << "  \"DicomAlwaysAllowEcho\": true,\n  \"DicomAlwaysAllowStore\": true,\n"
@@ -313,7 +324,7 @@ Orthanc::Orthanc(Options opts) : opts_(std::move(opts)), dicom_port_(free_port()
      << "  \"DicomScuTimeout\": 2,\n  \"DicomAssociationCloseDelay\": 0,\n"
      << "  \"MetricsEnabled\": true,\n  \"SaveJobs\": false,\n  \"StableAge\": 1,\n"
      << "  \"DicomModalities\": {";
-  bool first = true;
+  first = true;
   for (const auto& [name, m] : opts_.modalities) {
     js << (first ? "" : ",") << "\n    \"" << name << "\": [\"" << std::get<0>(m) << "\", \"" << std::get<1>(m)
        << "\", " << std::get<2>(m) << "]";
@@ -334,7 +345,7 @@ bool Orthanc::start() {
   auto end = std::chrono::steady_clock::now() + 30s;
   while (std::chrono::steady_clock::now() < end) {
     if (!proc_->running()) return false;
-    auto r = http_request(http_port_, "GET", "/system", {}, {}, 2s);
+    auto r = http_request(http_port_, "GET", "/system", auth_header(), {}, 2s);
     if (r.status == 200 && wait_for_port(dicom_port_, 100ms)) return true;
     std::this_thread::sleep_for(50ms);
   }
@@ -352,7 +363,45 @@ int Orthanc::upload(const fs::path& dicom_file) {
   std::ifstream in(dicom_file, std::ios::binary);
   std::stringstream ss;
   ss << in.rdbuf();
-  return http_request(http_port_, "POST", "/instances", {{"Content-Type", "application/dicom"}}, ss.str()).status;
+  auto headers = auth_header();
+  headers["Content-Type"] = "application/dicom";
+  return http_request(http_port_, "POST", "/instances", headers, ss.str()).status;
+}
+
+HttpResponse Orthanc::rest(const std::string& method, const std::string& target, const std::string& body) {
+  return http_request(http_port_, method, target, auth_header(), body);
+}
+
+std::map<std::string, std::string> Orthanc::auth_header() const {
+  if (opts_.users.empty()) return {};
+  const auto& [user, password] = *opts_.users.begin();
+  return {{"Authorization", "Basic " + base64(user + ":" + password)}};
+}
+
+std::string Orthanc::dicomweb_plugin() {
+  for (const char* p : {"/usr/share/orthanc/plugins/libOrthancDicomWeb.so", "/usr/lib/orthanc/libOrthancDicomWeb.so.1.7"}) {
+    if (fs::exists(p)) return p;
+  }
+  return {};
+}
+
+std::string base64(const std::string& in) {
+  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
+                 static_cast<unsigned char>(in[i + 2]);
+    out += {t[v >> 18], t[(v >> 12) & 63], t[(v >> 6) & 63], t[v & 63]};
+  }
+  if (i + 1 == in.size()) {
+    unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    out += {t[v >> 18], t[(v >> 12) & 63], '=', '='};
+  } else if (i + 2 == in.size()) {
+    unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
+    out += {t[v >> 18], t[(v >> 12) & 63], t[(v >> 6) & 63], '='};
+  }
+  return out;
 }
 
 std::string Orthanc::log() const {
