@@ -5,6 +5,7 @@
 #define PACS_KINDS(KIND) \
   KIND(dicom)            \
   KIND(filesystem)       \
+  KIND(hl7)              \
   KIND(queue)
 
 // ---------------------------------------------------------------------------

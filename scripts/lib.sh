@@ -8,7 +8,7 @@ PACS_PACKAGES=(
   g++ cmake ninja-build pkg-config git python3 curl openssl ca-certificates
   prometheus-cpp-dev libdcmtk-dev dcmtk libboost-dev libcurl4-openssl-dev
   libtoml11-dev libgtest-dev nlohmann-json3-dev zlib1g-dev libssl-dev
-  orthanc prometheus prometheus-alertmanager
+  orthanc orthanc-dicomweb prometheus prometheus-alertmanager nodejs
   libcrypt-dev dpkg-dev file systemd
 )
 
