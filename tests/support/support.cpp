@@ -299,6 +299,10 @@ int run_command(const std::vector<std::string>& argv, std::string* output, std::
 
 Orthanc::Orthanc(Options opts) : opts_(std::move(opts)), dicom_port_(free_port()), http_port_(free_port()) {
   while (http_port_ == dicom_port_) http_port_ = free_port();
+  write_config();
+}
+
+void Orthanc::write_config() {
   std::ostringstream js;
   bool first = true;
   js << "{\n  \"Name\": \"PacsAgentTestOrthanc\",\n"
@@ -339,15 +343,23 @@ Orthanc::Orthanc(Options opts) : opts_(std::move(opts)), dicom_port_(free_port()
 Orthanc::~Orthanc() { stop(); }
 
 bool Orthanc::start() {
-  stop();
-  proc_ = std::make_unique<Process>(std::vector<std::string>{"Orthanc", (dir_.path() / "orthanc.json").string()},
-                                    dir_.path() / "orthanc.log");
-  auto end = std::chrono::steady_clock::now() + 30s;
-  while (std::chrono::steady_clock::now() < end) {
-    if (!proc_->running()) return false;
-    auto r = http_request(http_port_, "GET", "/system", auth_header(), {}, 2s);
-    if (r.status == 200 && wait_for_port(dicom_port_, 100ms)) return true;
-    std::this_thread::sleep_for(50ms);
+  // free_port() cannot reserve a port: on a busy machine another process may
+  // take it before Orthanc binds. Then (and only then) pick new ports.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    stop();
+    proc_ = std::make_unique<Process>(std::vector<std::string>{"Orthanc", (dir_.path() / "orthanc.json").string()},
+                                      dir_.path() / "orthanc.log");
+    auto end = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < end && proc_->running()) {
+      auto r = http_request(http_port_, "GET", "/system", auth_header(), {}, 2s);
+      if (r.status == 200 && wait_for_port(dicom_port_, 100ms)) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    if (proc_->running() || proc_->log().find("already in use") == std::string::npos) return false;
+    dicom_port_ = free_port();
+    do http_port_ = free_port();
+    while (http_port_ == dicom_port_);
+    write_config();
   }
   return false;
 }

@@ -128,6 +128,7 @@ class Orthanc {
 
  private:
   std::map<std::string, std::string> auth_header() const;
+  void write_config();
   Options opts_;
   TempDir dir_;
   int dicom_port_, http_port_;
