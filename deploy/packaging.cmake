@@ -5,7 +5,7 @@
 #   /etc/pacs-agent/pacs-agent.toml           /etc/default/pacs-agent        (conffiles)
 #   /usr/share/pacs-agent/alerts/*.yml, runbook.md
 #   /usr/share/pacs-agent/dashboards/*.json
-#   /usr/share/pacs-agent/examples/{prometheus,alertmanager,grafana}/...
+#   /usr/share/pacs-agent/examples/{prometheus,alertmanager,grafana,fleet}/...
 #   /usr/share/doc/pacs-agent/{README.md,metrics.md,scaling.md,runbook.md}
 set(_pacs_src ${PROJECT_SOURCE_DIR})
 
@@ -20,6 +20,7 @@ install(FILES ${_pacs_rules} ${_pacs_src}/alerts/runbook.md DESTINATION share/pa
 file(GLOB _pacs_dashboards ${_pacs_src}/dashboards/*.json)
 install(FILES ${_pacs_dashboards} DESTINATION share/pacs-agent/dashboards COMPONENT agent)
 install(DIRECTORY ${_pacs_src}/deploy/prometheus ${_pacs_src}/deploy/alertmanager ${_pacs_src}/deploy/grafana
+                  ${_pacs_src}/deploy/fleet
         DESTINATION share/pacs-agent/examples COMPONENT agent)
 install(FILES ${_pacs_src}/deploy/README.md DESTINATION share/doc/pacs-agent COMPONENT agent)
 foreach(_doc docs/metrics.md docs/scaling.md docs/configuration.md alerts/runbook.md)

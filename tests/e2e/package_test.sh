@@ -50,7 +50,8 @@ for f in /usr/bin/pacs-agent /lib/systemd/system/pacs-agent.service /etc/pacs-ag
          /usr/share/pacs-agent/dashboards/pacs-storage-capacity.json \
          /usr/share/pacs-agent/examples/prometheus/prometheus.yml \
          /usr/share/pacs-agent/examples/alertmanager/alertmanager.yml \
-         /usr/share/pacs-agent/examples/grafana/provisioning/dashboards/pacs.yml; do
+         /usr/share/pacs-agent/examples/grafana/provisioning/dashboards/pacs.yml \
+         /usr/share/pacs-agent/examples/fleet/vmagent.yml /usr/share/pacs-agent/examples/fleet/vmalert.default; do
   check "installed $f" "[ -s '$f' ]"
 done
 check "user pacs-agent exists" "getent passwd pacs-agent >/dev/null"
