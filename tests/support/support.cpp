@@ -352,7 +352,9 @@ bool Orthanc::start() {
     auto end = std::chrono::steady_clock::now() + 30s;
     while (std::chrono::steady_clock::now() < end && proc_->running()) {
       auto r = http_request(http_port_, "GET", "/system", auth_header(), {}, 2s);
-      if (r.status == 200 && wait_for_port(dicom_port_, 100ms)) return true;
+      // 401: Orthanc is up with AuthenticationEnabled (for tests that set no users here
+      // and send their own credentials).
+      if ((r.status == 200 || r.status == 401) && wait_for_port(dicom_port_, 100ms)) return true;
       std::this_thread::sleep_for(50ms);
     }
     if (proc_->running() || proc_->log().find("already in use") == std::string::npos) return false;
