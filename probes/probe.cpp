@@ -24,6 +24,7 @@ std::string_view to_string(Reason r) noexcept {
     case Reason::no_match: return "no_match";
     case Reason::io_error: return "io_error";
     case Reason::io_timeout: return "io_timeout";
+    case Reason::stored_not_found: return "stored_not_found";
     case Reason::internal: return "internal";
   }
   return "internal";
@@ -36,7 +37,8 @@ const std::vector<Reason>& all_failure_reasons() {
       Reason::association_timeout,  Reason::dimse_timeout,       Reason::dimse_status,
       Reason::tls_failure,          Reason::protocol_error,      Reason::response_timeout,
       Reason::http_status,          Reason::negative_ack,        Reason::no_match,
-      Reason::io_error,             Reason::io_timeout,          Reason::internal,
+      Reason::io_error,             Reason::io_timeout,          Reason::stored_not_found,
+      Reason::internal,
   };
   return all;
 }

@@ -52,6 +52,7 @@ enum class Reason {
   no_match,              // the query that picks what to check found nothing (e.g. no study to retrieve)
   io_error,              // local I/O failed (ENOENT, EACCES, ...)
   io_timeout,            // local I/O did not return before the deadline (stuck mount)
+  stored_not_found,      // the archive accepted a stored object but never showed it to a query
   internal,              // bug or unexpected exception inside the agent
 };
 
