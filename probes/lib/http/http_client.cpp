@@ -117,10 +117,10 @@ Response Client::get(const std::string& url, const ProbeContext& ctx, std::vecto
   return perform(r, ctx);
 }
 
-Response Client::perform(const Request& req, const ProbeContext& ctx) {
+Response Client::perform(const Request& req, const ProbeContext& ctx, std::string_view display_url) {
   Response r;
   auto* h = static_cast<CURL*>(curl_);
-  const std::string shown_url = req.display_url.empty() ? redact_url(req.url) : req.display_url;
+  const std::string shown_url = display_url.empty() ? redact_url(req.url) : std::string(display_url);
   const std::string shown = req.method + " " + shown_url;
   if (!h) {
     r.message = "curl_easy_init failed";

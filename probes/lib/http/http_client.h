@@ -65,10 +65,6 @@ struct Request {
   std::string url;
   std::vector<std::string> headers;  // "Name: value"
   std::string body;                  // sent as is (POST/PUT)
-  // What messages and transcripts show instead of the URL. Empty = the URL
-  // without its query (redact_url). Set it when the path itself carries
-  // something that must not be shown, e.g. a study UID a server returned.
-  std::string display_url;
 };
 
 struct Response {
@@ -92,8 +88,11 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   // One request, bounded by ctx.deadline (connect and total). Connections
-  // are reused between requests of the same client.
-  Response perform(const Request& req, const ProbeContext& ctx);
+  // are reused between requests of the same client. `display_url` is what
+  // messages and transcripts show instead of the URL; empty = the URL
+  // without its query (redact_url). Pass it when the path itself carries
+  // something that must not be shown, e.g. a study UID a server returned.
+  Response perform(const Request& req, const ProbeContext& ctx, std::string_view display_url = {});
   Response get(const std::string& url, const ProbeContext& ctx,
                std::vector<std::string> headers = {"Accept: application/json"});
 
