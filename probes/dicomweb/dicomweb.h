@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "probes/kind.h"
+#include "probes/lib/canary/canary.h"
 #include "probes/lib/http/http_client.h"
 
 namespace pacs::dicomweb {
@@ -61,6 +62,28 @@ class WadoProbe : public Probe {
   Target t_;
   WadoOptions o_;
 };
+
+// STOW-RS of the shared synthetic canary (probes/lib/canary): POST it, check
+// the answer lists it as stored and not failed, find it back with QIDO-RS
+// (polling until the deadline leaves time for the cleanup), delete it as the
+// canary's cleanup says, and count the test patient's studies left over.
+class StowProbe : public Probe {
+ public:
+  StowProbe(Target t, canary::Settings c) : t_(std::move(t)), c_(std::move(c)) {}
+  ProbeResult run(const ProbeContext& ctx) override;
+
+ private:
+  Target t_;
+  canary::Settings c_;
+};
+
+// The multipart/related body of one STOW-RS request with one Part-10 object,
+// and the boundary it uses (one that does not occur in the object).
+struct Multipart {
+  std::string content_type;  // multipart/related; type="application/dicom"; boundary=...
+  std::string body;
+};
+Multipart stow_body(const std::string& part10);
 
 std::vector<Reason> reasons(std::string_view check, bool https);
 

@@ -17,7 +17,7 @@ namespace pacs::dicomweb {
 namespace {
 
 const std::vector<std::string>& known_checks() {
-  static const std::vector<std::string> c = {"qido", "wado"};
+  static const std::vector<std::string> c = {"qido", "wado", "stow"};
   return c;
 }
 
@@ -81,6 +81,10 @@ std::vector<Reason> reasons(std::string_view check, bool https) {
                            Reason::http_status,      Reason::io_error};
   if (https) r.push_back(Reason::tls_failure);
   if (check == "wado") r.push_back(Reason::no_match);
+  if (check == "stow") {
+    r.push_back(Reason::stored_not_found);
+    r.push_back(Reason::dimse_status);
+  }
   return r;
 }
 
@@ -107,6 +111,17 @@ std::vector<ProbeSpec> parse_target(const ConfigTable& t, const TargetCommon& co
     wado.keys = read_keys(*w, {});
   }
 
+  std::optional<canary::Settings> stow;
+  if (has("stow")) {
+    auto st = t.table("stow");
+    if (!st) {
+      t.fail("checks",
+             "\"stow\" writes a canary object into the archive: it needs a [dicomweb.stow] table with uid_root "
+             "and cleanup");
+    }
+    stow = canary::read_settings(*st);
+  }
+
   std::vector<ProbeSpec> specs;
   for (const auto& c : checks) {
     if (c == "qido") {
@@ -115,6 +130,9 @@ std::vector<ProbeSpec> parse_target(const ConfigTable& t, const TargetCommon& co
     } else if (c == "wado") {
       specs.push_back(make_spec(kind(), c, common, t, reasons(c, https),
                                 [target, wado] { return std::make_unique<WadoProbe>(target, wado); }));
+    } else if (c == "stow") {
+      specs.push_back(make_spec(kind(), c, common, t, reasons(c, https),
+                                [target, s = *stow] { return std::make_unique<StowProbe>(target, s); }));
     }
   }
   return specs;
@@ -124,7 +142,9 @@ const Kind& kind() {
   static const Kind k{
       .name = "dicomweb",
       .summary = "DICOMweb APIs (QIDO-RS, WADO-RS, STOW-RS) as web viewers use them",
-      .checks = {{"qido", "dicomweb_qido", reasons("qido", true)}, {"wado", "dicomweb_wado", reasons("wado", true)}},
+      .checks = {{"qido", "dicomweb_qido", reasons("qido", true)},
+                 {"wado", "dicomweb_wado", reasons("wado", true)},
+                 {"stow", "dicomweb_stow", reasons("stow", true)}},
       .parse = &parse_target,
       .init = [](Logger& log) {
         http::global_init();

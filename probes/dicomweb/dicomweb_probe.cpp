@@ -123,9 +123,8 @@ ProbeResult WadoProbe::run(const ProbeContext& ctx) {
   }
   http::Request req;
   req.url = t_.url + "/studies/" + http::escape(study) + "/metadata";
-  req.display_url = t_.url + "/studies/{study}/metadata";  // never the UID
   req.headers = {std::string(detail::kAcceptJson)};
-  auto h = client.perform(req, ctx);
+  auto h = client.perform(req, ctx, t_.url + "/studies/{study}/metadata");  // never the UID
   r.samples.erase(std::remove_if(r.samples.begin(), r.samples.end(),
                                  [](const Sample& s) { return s.name == "pacs_http_status_code"; }),
                   r.samples.end());

@@ -54,6 +54,13 @@ TEST(DicomWebConfig, ChecksBecomeProbesWithTheirReasons) {
   EXPECT_TRUE(has(c->probes[0], Reason::response_timeout));
   EXPECT_FALSE(has(c->probes[0], Reason::no_match));
   EXPECT_TRUE(has(c->probes[1], Reason::no_match));
+  auto stow = parse("url = \"http://pacs/dicom-web\"\nchecks = [\"stow\"]\n[dicomweb.stow]\nuid_root = \"1.2.3\"\n"
+                    "cleanup = { type = \"orthanc\", url = \"http://pacs:8042\" }\n");
+  ASSERT_EQ(stow->probes.size(), 1u);
+  EXPECT_EQ(stow->probes[0].probe, "dicomweb_stow");
+  EXPECT_TRUE(has(stow->probes[0], Reason::stored_not_found));
+  EXPECT_TRUE(has(stow->probes[0], Reason::dimse_status));
+  EXPECT_FALSE(has(stow->probes[0], Reason::tls_failure));
   auto plain = parse("url = \"http://pacs/dicom-web\"\n");
   ASSERT_EQ(plain->probes.size(), 1u);
   EXPECT_EQ(plain->probes[0].probe, "dicomweb_qido");
@@ -82,8 +89,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"credentials_in_url", "url = \"http://u:p@pacs/dicom-web\"\n",
                 "t.toml:3: dicomweb[0].url: must not contain credentials; use username with password_file or password_env"},
         BadCase{"unknown_check", kUrl + "checks = [\"qido\", \"mwl\"]\n",
-                "t.toml:4: dicomweb[0].checks: unknown check \"mwl\" (valid: qido, wado)"},
-        BadCase{"empty_checks", kUrl + "checks = []\n", "t.toml:4: dicomweb[0].checks: must not be empty (valid: qido, wado)"},
+                "t.toml:4: dicomweb[0].checks: unknown check \"mwl\" (valid: qido, wado, stow)"},
+        BadCase{"empty_checks", kUrl + "checks = []\n", "t.toml:4: dicomweb[0].checks: must not be empty (valid: qido, wado, stow)"},
         BadCase{"duplicate_check", kUrl + "checks = [\"qido\", \"qido\"]\n",
                 "t.toml:4: dicomweb[0].checks: duplicate check \"qido\""},
         BadCase{"wado_table_without_check", kUrl + "[dicomweb.wado]\nstudy_uid = \"1.2.3\"\n",
@@ -98,6 +105,15 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"basic_without_password", kUrl + "auth = { type = \"basic\", username = \"u\" }\n",
                 "t.toml:4: dicomweb[0].auth: basic auth needs exactly one of password_file or password_env (passwords "
                 "are never written in the config)"},
+        BadCase{"stow_without_table", kUrl + "checks = [\"stow\"]\n",
+                "t.toml:4: dicomweb[0].checks: \"stow\" writes a canary object into the archive: it needs a "
+                "[dicomweb.stow] table with uid_root and cleanup"},
+        BadCase{"stow_without_uid_root", kUrl + "checks = [\"stow\"]\n[dicomweb.stow]\ncleanup = { type = \"none\" }\n",
+                "t.toml:5: dicomweb[0].stow: missing required key \"uid_root\": the site's DICOM UID root under which "
+                "the agent generates the canary's UIDs (e.g. \"1.2.826.0.1.3680043.10.999\")"},
+        BadCase{"stow_without_cleanup", kUrl + "checks = [\"stow\"]\n[dicomweb.stow]\nuid_root = \"1.2.3\"\n",
+                "t.toml:5: dicomweb[0].stow: cleanup is required: cleanup = { type = \"orthanc\" | \"dcm4chee\" | "
+                "\"none\", ... } (what deletes the canary studies again)"},
         BadCase{"flat_keys_not_here", kUrl + "username = \"u\"\n", "t.toml:4: dicomweb[0].username: unknown key"}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
@@ -108,10 +124,11 @@ TEST(DicomWebConfig, SampleFileParsesWithTheRealLoader) {
   std::stringstream ss;
   ss << in.rdbuf();
   auto c = parse_config(ss.str(), "sample.toml");
-  ASSERT_EQ(c->probes.size(), 3u);
+  ASSERT_EQ(c->probes.size(), 4u);
   EXPECT_EQ(c->probes[0].probe, "dicomweb_qido");
   EXPECT_EQ(c->probes[1].probe, "dicomweb_wado");
   EXPECT_EQ(c->probes[2].target, "orthanc-web");
+  EXPECT_EQ(c->probes[3].probe, "dicomweb_stow");
 }
 
 }  // namespace

@@ -1,12 +1,15 @@
 // Golden metrics fixture for the dicomweb kind (see tests/support/golden.h):
 // Orthanc with its DICOMweb plugin and basic auth holding one study dated
-// today (qido and wado series, pacs_http_status_code), and an HTTPS server
+// today (qido, wado and stow series, pacs_http_status_code), an HTTPS server
 // (openssl s_server) whose certificate expiry is exported although its
-// answer is no DICOMweb.
+// answer is no DICOMweb, and a loopback server refusing the STOW-RS canary
+// with a FailureReason.
 #include <ctime>
+#include <regex>
 #include <string>
 
 #include "tests/support/golden.h"
+#include "tests/support/http_test_server.h"
 
 namespace {
 
@@ -45,7 +48,23 @@ class DicomWebGolden : public pacs::test::GoldenFixture {
                                  "-www", "-quiet"},
         dir / "dicomweb-golden-s_server.log");
     if (!pacs::test::wait_for_port(tls_port)) return "";
-    return "[[dicomweb]]\nname = \"dicomweb-orthanc\"\nurl = \"" + orthanc_->url() +
+    refuser_ = std::make_unique<pacs::test::LoopbackHttpServer>([](const pacs::test::LoopbackRequest& req) {
+      if (req.method != "POST") return pacs::test::LoopbackReply::json("[]");
+      std::smatch m;
+      std::regex_search(req.body, m, std::regex("1\\.2\\.826\\.0\\.1\\.3680043\\.10\\.999\\.3\\.[0-9.]+"));
+      return pacs::test::LoopbackReply::json(R"({"00081198":{"vr":"SQ","Value":[{"00081155":{"vr":"UI","Value":[")" +
+                                                 m.str() + R"("]},"00081197":{"vr":"US","Value":[42752]}}]}})",
+                                             202);
+    });
+    const std::string auth = "{ type = \"basic\", username = \"monitor\", password_file = \"" + pw.string() + "\" }";
+    const std::string stow = "  [dicomweb.stow]\n  uid_root = \"1.2.826.0.1.3680043.10.999\"\n";
+    return "[[dicomweb]]\nname = \"dicomweb-stow\"\nurl = \"" + orthanc_->url() +
+           "/dicom-web\"\nchecks = [\"stow\"]\ninterval = \"10s\"\ntimeout = \"10s\"\nauth = " + auth + "\n" + stow +
+           "  cleanup = { type = \"orthanc\", url = \"" + orthanc_->url() + "\", auth = " + auth + " }\n\n" +
+           "[[dicomweb]]\nname = \"dicomweb-stow-refused\"\nurl = \"" + refuser_->url("/dicom-web") +
+           "\"\nchecks = [\"stow\"]\ninterval = \"10s\"\ntimeout = \"5s\"\n" + stow +
+           "  cleanup = { type = \"none\" }\n\n" +
+           "[[dicomweb]]\nname = \"dicomweb-orthanc\"\nurl = \"" + orthanc_->url() +
            "/dicom-web\"\nchecks = [\"qido\", \"wado\"]\ninterval = \"5s\"\ntimeout = \"5s\"\n"
            "auth = { type = \"basic\", username = \"monitor\", password_file = \"" +
            pw.string() +
@@ -55,12 +74,14 @@ class DicomWebGolden : public pacs::test::GoldenFixture {
            (dir / "dicomweb-golden.crt").string() + "\" }\n";
   }
   std::vector<std::string> probe_requests() const override {
-    return {"target=dicomweb-orthanc", "target=dicomweb-orthanc&check=wado", "target=dicomweb-https"};
+    return {"target=dicomweb-orthanc", "target=dicomweb-orthanc&check=wado", "target=dicomweb-https",
+            "target=dicomweb-stow", "target=dicomweb-stow-refused"};
   }
 
  private:
   std::unique_ptr<Orthanc> orthanc_;
   std::unique_ptr<Process> tls_;
+  std::unique_ptr<pacs::test::LoopbackHttpServer> refuser_;
 };
 
 }  // namespace
