@@ -247,10 +247,16 @@ def interfaces(p):
           "(pacs_hl7_round_trip_seconds, PacsHl7Slow over 2 s on average) and the TCP/TLS connect time.", "s",
           [(f'pacs_hl7_round_trip_seconds{{{h}}}', "{{site}} {{target}} round trip"),
            (f'pacs_hl7_connect_seconds{{{h}}}', "{{site}} {{target}} connect")], w=12, h=8, options=TS)
-    p.add("timeseries", "QIDO-RS matches and WADO-RS size", "Studies the QIDO-RS search matched (counts only, "
-          "never patient data) and instances described by the retrieved study metadata.", "none",
+    p.add("timeseries", "DICOMweb counts", "Studies the QIDO-RS search matched (counts only, never patient "
+          "data), instances described by the retrieved study metadata, and the STOW-RS canary test patient's "
+          "studies left in the archive (flat while cleanup works; PacsDicomWebCanaryStudiesPilingUp).", "none",
           [(f'pacs_dicomweb_qido_matches{{{w}}}', "{{site}} {{target}} QIDO-RS matches"),
-           (f'pacs_dicomweb_wado_instances{{{w}}}', "{{site}} {{target}} WADO-RS instances")], w=8, h=8, options=TS)
+           (f'pacs_dicomweb_wado_instances{{{w}}}', "{{site}} {{target}} WADO-RS instances"),
+           (f'pacs_dicomweb_canary_studies{{{w}}}', "{{site}} {{target}} canary studies")], w=8, h=8, options=TS)
+    p.add("timeseries", "STOW-RS canary findable", "Time from the STOW-RS answer to the canary showing in a "
+          "QIDO-RS search (pacs_dicomweb_stow_findable_seconds): how long a newly stored image stays invisible "
+          "to viewers.", "s", f'pacs_dicomweb_stow_findable_seconds{{{w}}}', w=8, h=8,
+          legend="{{site}} {{target}}", options=TS)
     p.add("table", "Last HL7 acknowledgement", "Acknowledgment code (MSA-1) of each HL7 target's last answer: "
           "AA accepted; AE/CE error and AR/CR reject fail the check (PacsHl7NegativeAck).", "none",
           f'pacs_hl7_ack_code{{{h}}} == 1', w=8, h=8, legend="{{site}} {{target}} {{code}}", instant=True, fmt="table")
