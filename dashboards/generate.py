@@ -273,7 +273,8 @@ def interfaces(p):
 def ae():
     p = Panels()
     s = f'{SEL}, probe=~"dicom_.*"'
-    p.add("state-timeline", "DICOM probe status", "pacs_probe_success per DICOM check (echo, find, worklist).",
+    p.add("state-timeline", "DICOM probe status", "pacs_probe_success per DICOM check (echo, find, worklist, "
+          "store, retrieve, commit).",
           "none", f'pacs_probe_success{{{s}}}', w=24, h=6, legend="{{instance}} {{probe}} {{target}}",
           mappings=OKFAIL, thresholds=RG, options={"showValue": "never", "mergeValues": True})
     p.add("timeseries", "Phase latencies", "Time spent in each phase of the last run: connect (TCP), "
@@ -313,9 +314,32 @@ def ae():
           instant=True, thresholds=[{"color": "red", "value": None}, {"color": "orange", "value": 259200},
                                     {"color": "green", "value": 1209600}],
           options={"colorMode": "value", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"]}})
+    p.row("Image round trip (store, retrieve, commit)")
+    p.add("timeseries", "Store and findable time", "The canary round trip of the store check: C-STORE request "
+          "to response (pacs_dicom_store_seconds) and C-STORE response until C-FIND finds it "
+          "(pacs_dicom_store_findable_seconds; PacsDicomStoreFindableSlow warns above 10 s on average).", "s",
+          [(f'pacs_dicom_store_seconds{{{SEL}}}', "{{target}} C-STORE"),
+           (f'pacs_dicom_store_findable_seconds{{{SEL}}}', "{{target}} findable after")], w=12, h=8, options=TS)
+    p.add("timeseries", "Canary studies in the archive", "Studies of the agent's test patient left in the archive "
+          "after each store run (pacs_dicom_canary_studies): flat at 0 while the cleanup works; "
+          "PacsDicomCanaryStudiesPilingUp warns when they pile up. Cleanup success per check below 1 means the "
+          "last cleanup failed (retried by the next runs).", "none",
+          [(f'pacs_dicom_canary_studies{{{SEL}}}', "{{target}} canary studies"),
+           (f'pacs_dicom_canary_cleanup_success{{{SEL}}}', "{{target}} {{probe}} cleanup ok")], w=12, h=8,
+          options=TS)
+    p.add("timeseries", "Retrieve sub-operations", "C-GET/C-MOVE sub-operations of the retrieve check's last run by "
+          "result, as the archive reported them, and the instances that actually reached the agent "
+          "(pacs_dicom_retrieve_instances). Completed without instances: the archive sent them elsewhere.", "none",
+          [(f'pacs_dicom_retrieve_suboperations{{{SEL}}}', "{{target}} {{result}}"),
+           (f'pacs_dicom_retrieve_instances{{{SEL}}}', "{{target}} received")], w=12, h=8, options=TS)
+    p.add("timeseries", "Retrieve and commitment latency", "Request to first instance of the retrieve check "
+          "(pacs_dicom_retrieve_first_instance_seconds) and N-ACTION request to the storage commitment report "
+          "(pacs_dicom_commit_seconds).", "s",
+          [(f'pacs_dicom_retrieve_first_instance_seconds{{{SEL}}}', "{{target}} first instance"),
+           (f'pacs_dicom_commit_seconds{{{SEL}}}', "{{target}} commitment report")], w=12, h=8, options=TS)
     return dashboard("pacs-ae-detail", "PACS application entity detail",
-                     "One DICOM application entity: phase latencies, DIMSE status, rejects, C-FIND matches.",
-                     p, "dicom_.*")
+                     "One DICOM application entity: phase latencies, DIMSE status, rejects, C-FIND matches, "
+                     "the image round trip.", p, "dicom_.*")
 
 
 def storage():
@@ -382,9 +406,59 @@ def storage():
     p.add("stat", "Archive stored bytes", "Bytes the archive reports as stored (after compression).", "bytes",
           f'pacs_archive_stored_bytes{{{q}}}', w=6, h=6, legend="{{instance}} {{target}}", instant=True,
           options={"graphMode": "area", "reduceOptions": {"calcs": ["lastNotNull"]}})
+    capacity_trends(p)
     return dashboard("pacs-storage-capacity", "PACS storage and capacity",
-                     "Volumes (days until full, growth), queues (depth, oldest age, failures) and archive contents.",
+                     "Volumes (days until full, growth), queues (depth, oldest age, failures), archive contents "
+                     "and capacity trends (7/30-day growth, studies per modality, 30-day availability).",
                      p, "filesystem|queue_.*")
+
+
+def capacity_trends(p):
+    """Row fed by alerts/pacs-capacity.rules.yml (docs/capacity.md). DICOM panels filter on job and
+    instance only: this dashboard's $target lists volumes and queues, not AEs."""
+    fs = f'{SEL}, probe="filesystem"'
+    node = AGENT_SEL
+    p.row("Capacity trends")
+    p.add("bargauge", "Days until full (7 d and 30 d trend)", "Days until the volume's available space is used "
+          "up at the growth of the last 30 days and of the last 7 days (pacs:filesystem_days_until_full:30d / :7d). "
+          "Only growing volumes with at least half the window of history are shown.", "d",
+          [(f'sort(pacs:filesystem_days_until_full:30d{{{fs}}})', "{{instance}} {{target}} (30 d)"),
+           (f'sort(pacs:filesystem_days_until_full:7d{{{fs}}})', "{{instance}} {{target}} (7 d)")],
+          w=8, h=8, instant=True, thresholds=[{"color": "red", "value": None}, {"color": "orange", "value": 30},
+                                               {"color": "green", "value": 90}],
+          options={"displayMode": "lcd", "orientation": "horizontal", "reduceOptions": {"calcs": ["lastNotNull"]}},
+          links=storage_link())
+    p.add("timeseries", "Growth per day (7 d and 30 d)", "Bytes consumed per day: slope of used space (size - free) "
+          "over the last 7 and 30 days (pacs:filesystem_growth_bytes:per_day_7d / _30d). Not fooled by a "
+          "resize; negative = space freed.", "bytes",
+          [(f'pacs:filesystem_growth_bytes:per_day_7d{{{fs}}}', "{{instance}} {{target}} 7 d"),
+           (f'pacs:filesystem_growth_bytes:per_day_30d{{{fs}}}', "{{instance}} {{target}} 30 d")],
+          w=16, h=8, options=TS)
+    p.add("timeseries", "Studies per day per modality", "Studies in the last 24 hours per C-FIND target and "
+          "modality (pacs:dicom_find_matches:increase1d, from the \"StudyDate = today\" count grouped by "
+          "ModalitiesInStudy; correct across its midnight restart). PacsDicomStudiesBelowLastWeek compares "
+          "today's count with last week's.", "none",
+          f'pacs:dicom_find_matches:increase1d{{{node}, probe="dicom_find"}}', w=16, h=8,
+          legend="{{instance}} {{target}} {{group}}", options=TS)
+    p.add("bargauge", "Time since the newest study", "Per target and modality: time since the newest study "
+          "(StudyDate/StudyTime) seen in the last 8 days (pacs:dicom_find_newest_study_timestamp_seconds). "
+          "PacsDicomStudiesStopped warns when it passes 2 hours at a time that was busy last week.", "s",
+          f'time() - max_over_time(pacs:dicom_find_newest_study_timestamp_seconds{{{node}, probe="dicom_find"}}[8d])',
+          w=8, h=8, legend="{{instance}} {{target}} {{group}}", instant=True,
+          thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 7200},
+                      {"color": "red", "value": 86400}],
+          options={"displayMode": "gradient", "orientation": "horizontal", "reduceOptions": {"calcs": ["lastNotNull"]}})
+    p.add("bargauge", "DICOM availability per AE (30 d)", "Share of successful C-ECHO runs over the last 30 days "
+          "(pacs:probe_success:avg30d): all successful runs / all runs; time without data counts neither way.",
+          "percentunit", f'sort(pacs:probe_success:avg30d{{{node}, probe="dicom_echo"}})', w=12, h=8,
+          legend="{{instance}} {{target}}", instant=True, links=ae_link(),
+          thresholds=[{"color": "red", "value": None}, {"color": "orange", "value": 0.99},
+                      {"color": "green", "value": 0.999}],
+          options={"displayMode": "lcd", "orientation": "horizontal", "reduceOptions": {"calcs": ["lastNotNull"]}})
+    p.add("timeseries", "DICOM availability per AE (30 d) over time", "pacs:probe_success:avg30d over the "
+          "dashboard's time range: the trend of the 30-day availability per AE.", "percentunit",
+          f'pacs:probe_success:avg30d{{{node}, probe="dicom_echo"}}', w=12, h=8,
+          legend="{{instance}} {{target}}", options=TS)
 
 
 def render():

@@ -25,6 +25,9 @@ std::string_view to_string(Reason r) noexcept {
     case Reason::io_error: return "io_error";
     case Reason::io_timeout: return "io_timeout";
     case Reason::stored_not_found: return "stored_not_found";
+    case Reason::content_mismatch: return "content_mismatch";
+    case Reason::inbound_timeout: return "inbound_timeout";
+    case Reason::commitment_failed: return "commitment_failed";
     case Reason::internal: return "internal";
   }
   return "internal";
@@ -38,6 +41,7 @@ const std::vector<Reason>& all_failure_reasons() {
       Reason::tls_failure,          Reason::protocol_error,      Reason::response_timeout,
       Reason::http_status,          Reason::negative_ack,        Reason::no_match,
       Reason::io_error,             Reason::io_timeout,          Reason::stored_not_found,
+      Reason::content_mismatch,     Reason::inbound_timeout,     Reason::commitment_failed,
       Reason::internal,
   };
   return all;

@@ -10,6 +10,7 @@ PACS_PACKAGES=(
   libtoml11-dev libgtest-dev nlohmann-json3-dev zlib1g-dev libssl-dev
   orthanc orthanc-dicomweb prometheus prometheus-alertmanager python3-yaml victoria-metrics nodejs
   libcrypt-dev dpkg-dev file systemd
+  python3-matplotlib chromium   # pacs-capacity-report's charts; its e2e test renders the HTML
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -44,7 +44,7 @@ add_test(NAME deploy_alertmanager_config
 set_tests_properties(alerts_check_rules alerts_test_rules alerts_vmalert_rules alerts_lint alerts_lint_catches_violations
   dashboards_check dashboards_generated dashboards_generated_catches_drift
   dashboards_check_catches_violations deploy_prometheus_config deploy_alertmanager_config
-  PROPERTIES LABELS alerts TIMEOUT 120)
+  PROPERTIES LABELS alerts TIMEOUT 600)
 
 # systemd-analyze verify on the unit, with the freshly built binary standing in for
 # /usr/bin/pacs-agent (verify checks that ExecStart is executable).
@@ -57,7 +57,7 @@ add_test(NAME package_systemd_unit_catches_violations
 add_test(NAME package_example_config
   COMMAND $<TARGET_FILE:pacs-agent> --config.check --config.file=${PROJECT_SOURCE_DIR}/deploy/pacs-agent.toml)
 set_tests_properties(package_systemd_unit package_systemd_unit_catches_violations package_example_config
-  PROPERTIES LABELS package TIMEOUT 60)
+  PROPERTIES LABELS package TIMEOUT 300)
 
 # End to end: real Orthanc, agent, Prometheus with our rules, Alertmanager, webhook sink.
 # Runs the fast variant (rules rendered with short for:/windows); `tests/e2e/stack_test.py

@@ -9,7 +9,7 @@ find_package(Python3 REQUIRED COMPONENTS Interpreter)
 
 add_test(NAME deploy_fleet_config
   COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/scripts/check-deploy --only fleet)
-set_tests_properties(deploy_fleet_config PROPERTIES LABELS alerts TIMEOUT 120)
+set_tests_properties(deploy_fleet_config PROPERTIES LABELS alerts TIMEOUT 300)
 
 # About 5 minutes, 2 of them the deliberate central outage.
 add_test(NAME e2e_fleet

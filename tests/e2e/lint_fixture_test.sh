@@ -18,6 +18,7 @@ while IFS= read -r want; do
   fi
 done <<'WANT'
 record pacs_success_avg: name must be pacs:<metric>
+pacs:probe_success:max_by_instance: by(job, instance) keeps instance but not site
 alert pacs_echo_down: name must be CamelCase starting with 'Pacs'
 alert pacs_echo_down: labels.severity must be one of critical|warning|info, got 'page'
 alert pacs_echo_down: needs a non-zero 'for:' duration

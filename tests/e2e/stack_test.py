@@ -428,7 +428,8 @@ path = "{os.path.join(tmp, 'spool')}"
 
         # --- Prometheus: the shipped rules, unchanged ----------------------------------
         rules = [os.path.join(REPO, "alerts", r) for r in
-                 ("pacs-agent.rules.yml", "pacs-recording.rules.yml", "pacs-expectations.rules.yml")]
+                 ("pacs-agent.rules.yml", "pacs-recording.rules.yml", "pacs-capacity.rules.yml",
+                  "pacs-expectations.rules.yml")]
         with open(os.path.join(tmp, "prometheus.yml"), "w") as f:
             f.write(f"""global:
   scrape_interval: {scrape_iv}
