@@ -217,12 +217,57 @@ def fleet():
           "(PacsProbeRunsSkipped): the timeout is longer than the interval or the peer is slow.", "ops",
           f'rate(pacs_probe_skipped_runs_total{{{SEL}}}[$__rate_interval])', w=12, h=9,
           legend="{{site}} {{instance}} {{probe}} {{target}}", options=TS)
+    interfaces(p)
+    p.row("Alerts")
     p.add("table", "Firing PACS alerts", "Alerts from alerts/pacs-agent.rules.yml firing now on these agents "
           "(ALERTS series of the Prometheus that evaluates the rules).", "none",
           f'ALERTS{{alertname=~"Pacs.*", alertstate="firing", {AGENT_SEL}}}', w=24, h=7,
           instant=True, fmt="table")
     return dashboard("pacs-fleet-overview", "PACS fleet overview",
                      "Every PACS node and application entity: up/down, failure reasons, worst latencies.", p, ".*")
+
+
+def interfaces(p):
+    """The fleet overview's row for the interfaces beside DIMSE: DICOMweb (web viewers) and HL7."""
+    w = f'{SEL}, probe=~"dicomweb_.*"'
+    h = f'{SEL}, probe="hl7"'
+    p.row("DICOMweb and HL7 interfaces")
+    p.add("state-timeline", "Interface status", "pacs_probe_success of the DICOMweb checks (QIDO-RS search, "
+          "WADO-RS retrieve) and the HL7 checks (test message acknowledged with AA): green OK, red FAIL "
+          "(PacsDicomWebFailing, PacsHl7InterfaceDown).", "none",
+          f'pacs_probe_success{{{SEL}, probe=~"dicomweb_.*|hl7"}}', w=24, h=6,
+          legend="{{site}} {{instance}} {{probe}} {{target}}", mappings=OKFAIL, thresholds=RG,
+          options={"showValue": "never", "mergeValues": True, "rowHeight": 0.8})
+    p.add("timeseries", "DICOMweb response times", "Time to the first byte and to the complete answer of each "
+          "check's main request (QIDO-RS search, WADO-RS metadata): a slow first byte is the server thinking "
+          "(database), a slow rest is transfer (PacsDicomWebSlow).", "s",
+          [(f'pacs_dicomweb_first_byte_seconds{{{w}}}', "{{site}} {{target}} {{probe}} first byte"),
+           (f'pacs_dicomweb_response_seconds{{{w}}}', "{{site}} {{target}} {{probe}} complete")], w=12, h=8, options=TS)
+    p.add("timeseries", "HL7 acknowledgement time", "Message sent → complete acknowledgement "
+          "(pacs_hl7_round_trip_seconds, PacsHl7Slow over 2 s on average) and the TCP/TLS connect time.", "s",
+          [(f'pacs_hl7_round_trip_seconds{{{h}}}', "{{site}} {{target}} round trip"),
+           (f'pacs_hl7_connect_seconds{{{h}}}', "{{site}} {{target}} connect")], w=12, h=8, options=TS)
+    p.add("timeseries", "DICOMweb counts", "Studies the QIDO-RS search matched (counts only, never patient "
+          "data), instances described by the retrieved study metadata, and the STOW-RS canary test patient's "
+          "studies left in the archive (flat while cleanup works; PacsDicomWebCanaryStudiesPilingUp).", "none",
+          [(f'pacs_dicomweb_qido_matches{{{w}}}', "{{site}} {{target}} QIDO-RS matches"),
+           (f'pacs_dicomweb_wado_instances{{{w}}}', "{{site}} {{target}} WADO-RS instances"),
+           (f'pacs_dicomweb_canary_studies{{{w}}}', "{{site}} {{target}} canary studies")], w=8, h=8, options=TS)
+    p.add("timeseries", "STOW-RS canary findable", "Time from the STOW-RS answer to the canary showing in a "
+          "QIDO-RS search (pacs_dicomweb_stow_findable_seconds): how long a newly stored image stays invisible "
+          "to viewers.", "s", f'pacs_dicomweb_stow_findable_seconds{{{w}}}', w=8, h=8,
+          legend="{{site}} {{target}}", options=TS)
+    p.add("table", "Last HL7 acknowledgement", "Acknowledgment code (MSA-1) of each HL7 target's last answer: "
+          "AA accepted; AE/CE error and AR/CR reject fail the check (PacsHl7NegativeAck).", "none",
+          f'pacs_hl7_ack_code{{{h}}} == 1', w=8, h=8, legend="{{site}} {{target}} {{code}}", instant=True, fmt="table")
+    p.add("stat", "Interface TLS certificates", "Time until the TLS certificate of a DICOMweb URL or an "
+          "HL7-over-TLS interface expires (PacsDicomWebTlsCertificateExpiring, PacsHl7TlsCertificateExpiring: "
+          "warning under 14 days, critical under 3).", "s",
+          [(f'pacs_dicomweb_tls_cert_expiry_timestamp_seconds{{{w}}} - time()', "{{site}} {{target}} {{probe}}"),
+           (f'pacs_hl7_tls_cert_expiry_timestamp_seconds{{{h}}} - time()', "{{site}} {{target}} hl7")], w=8, h=8,
+          instant=True, thresholds=[{"color": "red", "value": None}, {"color": "orange", "value": 259200},
+                                    {"color": "green", "value": 1209600}],
+          options={"colorMode": "value", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"]}})
 
 
 def ae():

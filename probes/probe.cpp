@@ -20,6 +20,8 @@ std::string_view to_string(Reason r) noexcept {
     case Reason::protocol_error: return "protocol_error";
     case Reason::response_timeout: return "response_timeout";
     case Reason::http_status: return "http_status";
+    case Reason::negative_ack: return "negative_ack";
+    case Reason::no_match: return "no_match";
     case Reason::io_error: return "io_error";
     case Reason::io_timeout: return "io_timeout";
     case Reason::stored_not_found: return "stored_not_found";
@@ -37,9 +39,10 @@ const std::vector<Reason>& all_failure_reasons() {
       Reason::connection_reset,     Reason::association_rejected, Reason::association_aborted,
       Reason::association_timeout,  Reason::dimse_timeout,       Reason::dimse_status,
       Reason::tls_failure,          Reason::protocol_error,      Reason::response_timeout,
-      Reason::http_status,          Reason::io_error,            Reason::io_timeout,
-      Reason::stored_not_found,     Reason::content_mismatch,    Reason::inbound_timeout,
-      Reason::commitment_failed,    Reason::internal,
+      Reason::http_status,          Reason::negative_ack,        Reason::no_match,
+      Reason::io_error,             Reason::io_timeout,          Reason::stored_not_found,
+      Reason::content_mismatch,     Reason::inbound_timeout,     Reason::commitment_failed,
+      Reason::internal,
   };
   return all;
 }

@@ -48,6 +48,8 @@ enum class Reason {
   protocol_error,        // peer spoke, but not the protocol we expected (garbage, bad JSON)
   response_timeout,      // connected, but no (complete) answer before the deadline
   http_status,           // HTTP answer with a non-2xx status code
+  negative_ack,          // HL7 acknowledgement AE/AR/CE/CR (application error/reject)
+  no_match,              // the query that picks what to check found nothing (e.g. no study to retrieve)
   io_error,              // local I/O failed (ENOENT, EACCES, ...)
   io_timeout,            // local I/O did not return before the deadline (stuck mount)
   stored_not_found,      // the archive accepted a stored object but never showed it to a query

@@ -4,7 +4,9 @@
 // itself and tests/unit/registry_test.cpp checks that folders and lines agree.
 #define PACS_KINDS(KIND) \
   KIND(dicom)            \
+  KIND(dicomweb)         \
   KIND(filesystem)       \
+  KIND(hl7)              \
   KIND(queue)
 
 // ---------------------------------------------------------------------------

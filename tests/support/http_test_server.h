@@ -26,6 +26,7 @@ namespace pacs::test {
 struct LoopbackRequest {
   std::string method, target;
   std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;                            // by Content-Length (no chunked bodies)
 };
 
 struct LoopbackReply {
@@ -125,6 +126,18 @@ class LoopbackHttpServer {
         req.headers[name] = v;
       }
       pos = e + 2;
+    }
+    if (auto cl = req.headers.find("content-length"); cl != req.headers.end()) {
+      const size_t want = std::stoul(cl->second);
+      std::string body = in.substr(in.find("\r\n\r\n") + 4);
+      while (body.size() < want) {
+        pollfd p[2] = {{fd, POLLIN, 0}, {wake_[0], POLLIN, 0}};
+        if (::poll(p, 2, 5000) <= 0 || p[1].revents) break;
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) break;
+        body.append(buf, static_cast<size_t>(n));
+      }
+      req.body = std::move(body);
     }
     {
       std::lock_guard lk(mu_);

@@ -299,12 +299,27 @@ int run_command(const std::vector<std::string>& argv, std::string* output, std::
 
 Orthanc::Orthanc(Options opts) : opts_(std::move(opts)), dicom_port_(free_port()), http_port_(free_port()) {
   while (http_port_ == dicom_port_) http_port_ = free_port();
+  write_config();
+}
+
+void Orthanc::write_config() {
   std::ostringstream js;
+  bool first = true;
   js << "{\n  \"Name\": \"PacsAgentTestOrthanc\",\n"
      << "  \"StorageDirectory\": \"" << (dir_.path() / "db").string() << "\",\n"
      << "  \"IndexDirectory\": \"" << (dir_.path() / "db").string() << "\",\n"
-     << "  \"Plugins\": [],\n  \"HttpPort\": " << http_port_ << ",\n"
-     << "  \"RemoteAccessAllowed\": false,\n  \"AuthenticationEnabled\": false,\n"
+     << "  \"Plugins\": [";
+  for (size_t i = 0; i < opts_.plugins.size(); ++i) js << (i ? ", " : "") << "\"" << opts_.plugins[i] << "\"";
+  js << "],\n  \"HttpPort\": " << http_port_ << ",\n"
+     << "  \"RemoteAccessAllowed\": false,\n  \"AuthenticationEnabled\": "
+     << (opts_.users.empty() ? "false" : "true") << ",\n"
+     << "  \"RegisteredUsers\": {";
+  first = true;
+  for (const auto& [user, password] : opts_.users) {
+    js << (first ? "" : ",") << "\"" << user << "\": \"" << password << "\"";
+    first = false;
+  }
+  js << "},\n"
      << "  \"DicomAet\": \"" << opts_.aet << "\",\n  \"DicomPort\": " << dicom_port_ << ",\n"
      << "  \"DicomCheckCalledAet\": " << (opts_.check_called_aet ? "true" : "false") << ",\n"
      << "  \"DicomAlwaysAllowEcho\": true,\n  \"DicomAlwaysAllowStore\": true,\n"
@@ -313,7 +328,7 @@ Orthanc::Orthanc(Options opts) : opts_(std::move(opts)), dicom_port_(free_port()
      << "  \"DicomScuTimeout\": 2,\n  \"DicomAssociationCloseDelay\": 0,\n"
      << "  \"MetricsEnabled\": true,\n  \"SaveJobs\": false,\n  \"StableAge\": 1,\n"
      << "  \"DicomModalities\": {";
-  bool first = true;
+  first = true;
   for (const auto& [name, m] : opts_.modalities) {
     js << (first ? "" : ",") << "\n    \"" << name << "\": [\"" << std::get<0>(m) << "\", \"" << std::get<1>(m)
        << "\", " << std::get<2>(m) << "]";
@@ -328,16 +343,25 @@ Orthanc::Orthanc(Options opts) : opts_(std::move(opts)), dicom_port_(free_port()
 Orthanc::~Orthanc() { stop(); }
 
 bool Orthanc::start() {
-  stop();
-  proc_ = std::make_unique<Process>(std::vector<std::string>{"Orthanc", (dir_.path() / "orthanc.json").string()},
-                                    dir_.path() / "orthanc.log");
-  auto end = std::chrono::steady_clock::now() + 30s;
-  while (std::chrono::steady_clock::now() < end) {
-    if (!proc_->running()) return false;
-    auto r = http_request(http_port_, "GET", "/system", {}, {}, 2s);
-    // 401: Orthanc is up with AuthenticationEnabled (tests that need it send credentials).
-    if ((r.status == 200 || r.status == 401) && wait_for_port(dicom_port_, 100ms)) return true;
-    std::this_thread::sleep_for(50ms);
+  // free_port() cannot reserve a port: on a busy machine another process may
+  // take it before Orthanc binds. Then (and only then) pick new ports.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    stop();
+    proc_ = std::make_unique<Process>(std::vector<std::string>{"Orthanc", (dir_.path() / "orthanc.json").string()},
+                                      dir_.path() / "orthanc.log");
+    auto end = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < end && proc_->running()) {
+      auto r = http_request(http_port_, "GET", "/system", auth_header(), {}, 2s);
+      // 401: Orthanc is up with AuthenticationEnabled (for tests that set no users here
+      // and send their own credentials).
+      if ((r.status == 200 || r.status == 401) && wait_for_port(dicom_port_, 100ms)) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    if (proc_->running() || proc_->log().find("already in use") == std::string::npos) return false;
+    dicom_port_ = free_port();
+    do http_port_ = free_port();
+    while (http_port_ == dicom_port_);
+    write_config();
   }
   return false;
 }
@@ -353,7 +377,45 @@ int Orthanc::upload(const fs::path& dicom_file) {
   std::ifstream in(dicom_file, std::ios::binary);
   std::stringstream ss;
   ss << in.rdbuf();
-  return http_request(http_port_, "POST", "/instances", {{"Content-Type", "application/dicom"}}, ss.str()).status;
+  auto headers = auth_header();
+  headers["Content-Type"] = "application/dicom";
+  return http_request(http_port_, "POST", "/instances", headers, ss.str()).status;
+}
+
+HttpResponse Orthanc::rest(const std::string& method, const std::string& target, const std::string& body) {
+  return http_request(http_port_, method, target, auth_header(), body);
+}
+
+std::map<std::string, std::string> Orthanc::auth_header() const {
+  if (opts_.users.empty()) return {};
+  const auto& [user, password] = *opts_.users.begin();
+  return {{"Authorization", "Basic " + base64(user + ":" + password)}};
+}
+
+std::string Orthanc::dicomweb_plugin() {
+  for (const char* p : {"/usr/share/orthanc/plugins/libOrthancDicomWeb.so", "/usr/lib/orthanc/libOrthancDicomWeb.so.1.7"}) {
+    if (fs::exists(p)) return p;
+  }
+  return {};
+}
+
+std::string base64(const std::string& in) {
+  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
+                 static_cast<unsigned char>(in[i + 2]);
+    out += {t[v >> 18], t[(v >> 12) & 63], t[(v >> 6) & 63], t[v & 63]};
+  }
+  if (i + 1 == in.size()) {
+    unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    out += {t[v >> 18], t[(v >> 12) & 63], '=', '='};
+  } else if (i + 2 == in.size()) {
+    unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
+    out += {t[v >> 18], t[(v >> 12) & 63], t[(v >> 6) & 63], '='};
+  }
+  return out;
 }
 
 std::string Orthanc::log() const {

@@ -85,6 +85,9 @@ inline HttpResponse http_get(int port, const std::string& target,
   return http_request(port, "GET", target, headers);
 }
 
+// RFC 4648 base64 (for Authorization: Basic headers).
+std::string base64(const std::string& in);
+
 // Runs a command to completion, capturing stdout+stderr. Returns exit code.
 int run_command(const std::vector<std::string>& argv, std::string* output = nullptr,
                 std::chrono::milliseconds timeout = std::chrono::seconds(60));
@@ -99,7 +102,14 @@ class Orthanc {
     bool check_called_aet = true;
     // Extra top-level JSON members, raw (e.g. "\"DicomTlsEnabled\": true").
     std::vector<std::string> extra_json;
+    // Plugins to load (shared object paths), e.g. dicomweb_plugin().
+    std::vector<std::string> plugins;
+    // HTTP basic auth users (name -> password); empty = authentication off.
+    // start() and upload() authenticate as the first user.
+    std::map<std::string, std::string> users;
   };
+  // The Debian orthanc-dicomweb plugin, or "" when it is not installed.
+  static std::string dicomweb_plugin();
   explicit Orthanc(Options opts);
   Orthanc() : Orthanc(Options{}) {}
   ~Orthanc();
@@ -111,10 +121,14 @@ class Orthanc {
   void stop();
   // POSTs a DICOM file to /instances; returns the HTTP status.
   int upload(const std::filesystem::path& dicom_file);
+  // GET/DELETE etc. on the REST API, authenticated when users are set.
+  HttpResponse rest(const std::string& method, const std::string& target, const std::string& body = {});
   std::string log() const;
   const std::filesystem::path& dir() const { return dir_.path(); }
 
  private:
+  std::map<std::string, std::string> auth_header() const;
+  void write_config();
   Options opts_;
   TempDir dir_;
   int dicom_port_, http_port_;

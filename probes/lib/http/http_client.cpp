@@ -1,4 +1,5 @@
 #include "probes/lib/http/http_client.h"
+#include "probes/lib/http/curl_detail.h"
 
 #include <curl/curl.h>
 
@@ -13,6 +14,11 @@
 #include <sstream>
 
 namespace pacs::http {
+
+using detail::is_tls_error;
+using detail::leaf_not_after;
+using detail::ms;
+using detail::seconds;
 
 namespace {
 
@@ -31,62 +37,6 @@ size_t write_cb(char* data, size_t size, size_t n, void* user) {
   }
   sink->body->append(data, len);
   return len;
-}
-
-bool is_tls_error(CURLcode c) {
-  switch (c) {
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_SSL_CRL_BADFILE:
-    case CURLE_SSL_ENGINE_NOTFOUND:
-    case CURLE_SSL_ENGINE_SETFAILED:
-    case CURLE_SSL_ENGINE_INITFAILED:
-    case CURLE_SSL_SHUTDOWN_FAILED:
-    case CURLE_USE_SSL_FAILED:
-      return true;
-    default:
-      return false;
-  }
-}
-
-double seconds(CURL* h, CURLINFO what) {
-  curl_off_t us = 0;
-  curl_easy_getinfo(h, what, &us);
-  return static_cast<double>(us) / 1e6;
-}
-
-// curl (OpenSSL backend) reports "Expire date" as ASN1_TIME_print does:
-// "Mar  8 12:00:00 2027 GMT".
-std::optional<double> parse_expire_date(const char* s) {
-  std::tm tm{};
-  const char* end = ::strptime(s, "%b %d %H:%M:%S %Y GMT", &tm);
-  if (!end) return std::nullopt;
-  return static_cast<double>(timegm(&tm));
-}
-
-std::optional<double> leaf_not_after(CURL* h) {
-  struct curl_certinfo* ci = nullptr;
-  if (curl_easy_getinfo(h, CURLINFO_CERTINFO, &ci) != CURLE_OK || !ci || ci->num_of_certs < 1) return std::nullopt;
-  for (curl_slist* l = ci->certinfo[0]; l; l = l->next) {
-    if (std::strncmp(l->data, "Expire date:", 12) == 0) {
-      const char* v = l->data + 12;
-      while (*v == ' ') ++v;
-      return parse_expire_date(v);
-    }
-  }
-  return std::nullopt;
-}
-
-std::string ms(double s) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f ms", s * 1000);
-  return buf;
 }
 
 std::once_flag g_init_once;
@@ -167,10 +117,11 @@ Response Client::get(const std::string& url, const ProbeContext& ctx, std::vecto
   return perform(r, ctx);
 }
 
-Response Client::perform(const Request& req, const ProbeContext& ctx) {
+Response Client::perform(const Request& req, const ProbeContext& ctx, std::string_view display_url) {
   Response r;
   auto* h = static_cast<CURL*>(curl_);
-  const std::string shown = req.method + " " + redact_url(req.url);
+  const std::string shown_url = display_url.empty() ? redact_url(req.url) : std::string(display_url);
+  const std::string shown = req.method + " " + shown_url;
   if (!h) {
     r.message = "curl_easy_init failed";
     return r;
@@ -182,7 +133,7 @@ Response Client::perform(const Request& req, const ProbeContext& ctx) {
     r.message = "deadline reached before " + shown;
     return r;
   }
-  if (ctx.tracing()) ctx.note(req.method, redact_url(req.url) + (req.body.empty() ? "" : " (" + std::to_string(req.body.size()) + " bytes)"));
+  if (ctx.tracing()) ctx.note(req.method, shown_url + (req.body.empty() ? "" : " (" + std::to_string(req.body.size()) + " bytes)"));
 
   Sink sink{&r.body, s_.max_body_bytes};
   char errbuf[CURL_ERROR_SIZE] = {0};
@@ -246,10 +197,10 @@ Response Client::perform(const Request& req, const ProbeContext& ctx) {
   curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
   std::string detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
   while (!detail.empty() && detail.back() == '\n') detail.pop_back();
-  // curl's messages may quote the URL; keep the query out of them too.
-  if (auto q = req.url.find('?'); q != std::string::npos) {
-    for (auto p = detail.find(req.url); p != std::string::npos; p = detail.find(req.url)) {
-      detail.replace(p, req.url.size(), redact_url(req.url));
+  // curl's messages may quote the URL; show it as everywhere else.
+  if (shown_url != req.url) {
+    for (auto p = detail.find(req.url); p != std::string::npos; p = detail.find(req.url, p + shown_url.size())) {
+      detail.replace(p, req.url.size(), shown_url);
     }
   }
   if (ctx.tracing()) {
@@ -331,5 +282,65 @@ std::string curl_version_line() {
   if (v && v->ssl_version) s += std::string(" ") + v->ssl_version;
   return s;
 }
+
+namespace detail {
+
+bool is_tls_error(CURLcode c) {
+  switch (c) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_USE_SSL_FAILED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+double seconds(CURL* h, CURLINFO what) {
+  curl_off_t us = 0;
+  curl_easy_getinfo(h, what, &us);
+  return static_cast<double>(us) / 1e6;
+}
+
+// curl (OpenSSL backend) reports "Expire date" as ASN1_TIME_print does:
+// "Mar  8 12:00:00 2027 GMT".
+static std::optional<double> parse_expire_date(const char* s) {
+  std::tm tm{};
+  const char* end = ::strptime(s, "%b %d %H:%M:%S %Y GMT", &tm);
+  if (!end) return std::nullopt;
+  return static_cast<double>(timegm(&tm));
+}
+
+std::optional<double> leaf_not_after(CURL* h) {
+  struct curl_certinfo* ci = nullptr;
+  if (curl_easy_getinfo(h, CURLINFO_CERTINFO, &ci) != CURLE_OK || !ci || ci->num_of_certs < 1) return std::nullopt;
+  for (curl_slist* l = ci->certinfo[0]; l; l = l->next) {
+    if (std::strncmp(l->data, "Expire date:", 12) == 0) {
+      const char* v = l->data + 12;
+      while (*v == ' ') ++v;
+      return parse_expire_date(v);
+    }
+  }
+  return std::nullopt;
+}
+
+std::string ms(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f ms", s * 1000);
+  return buf;
+}
+
+}  // namespace detail
 
 }  // namespace pacs::http

@@ -48,6 +48,9 @@ struct Settings {
 // password_env, ca_file and insecure_skip_verify at the table's top level (the
 // queue kind's spelling); mixing both spellings is an error. Throws ConfigError.
 Settings read_settings(const ConfigTable& t, bool flat_keys = false);
+// Reads only `tls = { ca_file, cert_file, key_file, insecure_skip_verify }`
+// (for kinds that speak TLS but not HTTP); nullopt when the table is absent.
+std::optional<Tls> read_tls(const ConfigTable& t);
 // An http:// or https:// URL without user:password@; fails `key` otherwise.
 std::string read_url(const ConfigTable& t, std::string_view key = "url");
 
@@ -85,8 +88,11 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   // One request, bounded by ctx.deadline (connect and total). Connections
-  // are reused between requests of the same client.
-  Response perform(const Request& req, const ProbeContext& ctx);
+  // are reused between requests of the same client. `display_url` is what
+  // messages and transcripts show instead of the URL; empty = the URL
+  // without its query (redact_url). Pass it when the path itself carries
+  // something that must not be shown, e.g. a study UID a server returned.
+  Response perform(const Request& req, const ProbeContext& ctx, std::string_view display_url = {});
   Response get(const std::string& url, const ProbeContext& ctx,
                std::vector<std::string> headers = {"Accept: application/json"});
 

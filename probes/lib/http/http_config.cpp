@@ -40,6 +40,20 @@ Auth read_auth_table(const ConfigTable& a) {
 
 }  // namespace
 
+std::optional<Tls> read_tls(const ConfigTable& t) {
+  auto tl = t.table("tls");
+  if (!tl) return std::nullopt;
+  Tls out;
+  out.ca_file = absolute_file(*tl, "ca_file");
+  out.cert_file = absolute_file(*tl, "cert_file");
+  out.key_file = absolute_file(*tl, "key_file");
+  if (out.cert_file.empty() != out.key_file.empty()) {
+    tl->fail(out.cert_file.empty() ? "key_file" : "cert_file", "cert_file and key_file go together: set both or neither");
+  }
+  out.insecure_skip_verify = tl->boolean("insecure_skip_verify", false);
+  return out;
+}
+
 std::string read_url(const ConfigTable& t, std::string_view key) {
   std::string url = t.string(key);
   static const std::regex re(R"(^https?://[^/?#@\s]+(/[^\s]*)?$)", std::regex::icase);
@@ -63,15 +77,7 @@ Settings read_settings(const ConfigTable& t, bool flat_keys) {
            "insecure_skip_verify), not both");
   }
   if (auto a = t.table("auth")) s.auth = read_auth_table(*a);
-  if (auto tl = t.table("tls")) {
-    s.tls.ca_file = absolute_file(*tl, "ca_file");
-    s.tls.cert_file = absolute_file(*tl, "cert_file");
-    s.tls.key_file = absolute_file(*tl, "key_file");
-    if (s.tls.cert_file.empty() != s.tls.key_file.empty()) {
-      tl->fail(s.tls.cert_file.empty() ? "key_file" : "cert_file", "cert_file and key_file go together: set both or neither");
-    }
-    s.tls.insecure_skip_verify = tl->boolean("insecure_skip_verify", false);
-  }
+  if (auto tl = read_tls(t)) s.tls = *tl;
   if (flat_keys && !nested) {
     std::string user = t.string("username", "");
     std::string file = t.string("password_file", "");
