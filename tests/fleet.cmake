@@ -4,7 +4,8 @@
 #                         (shipped rules) → Alertmanager (shipped config) → webhook; dashboards
 #                         on VictoriaMetrics; a 2-minute central outage loses no sample
 # Needs Debian's victoria-metrics (vmagent, vmalert), orthanc, prometheus-alertmanager, dcmtk,
-# python3-yaml; a missing one fails the test ("not found"), never skips it.
+# orthanc-dicomweb, python3-yaml, and node with node-hl7-server (installed by the hl7 tests'
+# hl7_test_peer target); a missing one fails the test ("not found"), never skips it.
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 
 add_test(NAME deploy_fleet_config
@@ -13,5 +14,6 @@ set_tests_properties(deploy_fleet_config PROPERTIES LABELS alerts TIMEOUT 300)
 
 # About 5 minutes, 2 of them the deliberate central outage.
 add_test(NAME e2e_fleet
-  COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/e2e/fleet_test.py $<TARGET_FILE:pacs-agent>)
+  COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/e2e/fleet_test.py $<TARGET_FILE:pacs-agent>
+          --hl7-node-modules ${PROJECT_BINARY_DIR}/probes/hl7/tests/mllp-peer/node_modules)
 set_tests_properties(e2e_fleet PROPERTIES LABELS e2e TIMEOUT 900 RUN_SERIAL TRUE)

@@ -6,6 +6,9 @@ process started and stopped here:
 
   site A: Orthanc + pacs-agent as a typical node (5 AEs — one of them with a wrong called
           AE title, so the peer rejects it —, 3 volumes, Orthanc jobs and 2 spool folders)
+          It also checks the viewers' and the RIS's interfaces: DICOMweb (QIDO-RS, WADO-RS,
+          STOW-RS) on Orthanc's DICOMweb plugin, and HL7 v2 over MLLP against an
+          independent listener (npm node-hl7-server, probes/hl7/tests/mllp_peer.js)
   site B: Orthanc + pacs-agent (1 AE with echo + find, 1 volume)
   each site: vmagent with the shipped deploy/fleet/vmagent.yml and vmagent.default
              (external_labels site=A / site=B, the shipped on-disk buffer settings)
@@ -29,6 +32,8 @@ Timing (shortened, the rule expressions are the shipped ones): probes 2-3 s, scr
 evaluation 1 s, Alertmanager group_wait 1 s (stack_test.py's fast mode).
 
 Usage: fleet_test.py [AGENT_BINARY] [--keep] [--outage SECONDS]   (or PACS_AGENT_BINARY=...)
+The HL7 peer's node modules: --hl7-node-modules DIR or PACS_HL7_NODE_MODULES (CMake passes
+the folder where the hl7 tests install node-hl7-server).
 """
 import argparse
 import json
@@ -69,6 +74,9 @@ EXEMPT = {
     # pacs:filesystem_days_until_full needs hours of steady growth (6 h deriv); minutes of
     # a temp volume are noise, and a shrinking volume rightly has no value
     "pacs-storage-capacity:Days until full",
+    # certificate expiry of HTTPS/MLLP-over-TLS interfaces; here both speak plain text on
+    # loopback (the dicomweb and hl7 integration tests cover TLS against real peers)
+    "pacs-fleet-overview:Interface TLS certificates",
 }
 # Panels stack_test.py exempts that this test makes data for: the rejecting AE of site A
 # (Association rejects), a failed Orthanc job at site A (Failed jobs), and the dashboards
@@ -78,8 +86,14 @@ EXEMPT = {
 EXTRA_REQUIRED = ["pacs-ae-detail:Association rejects", "pacs-storage-capacity:Failed jobs",
                   "pacs-fleet-overview:Firing PACS alerts",
                   "pacs-ae-detail:Store and findable time", "pacs-ae-detail:Canary studies in the archive",
-                  "pacs-ae-detail:Retrieve sub-operations", "pacs-ae-detail:Retrieve and commitment latency"]
+                  "pacs-ae-detail:Retrieve sub-operations", "pacs-ae-detail:Retrieve and commitment latency",
+                  # site A's DICOMweb (Orthanc's plugin) and HL7 (MLLP listener) interfaces
+                  "pacs-fleet-overview:Interface status", "pacs-fleet-overview:DICOMweb response times",
+                  "pacs-fleet-overview:DICOMweb counts", "pacs-fleet-overview:STOW-RS canary findable",
+                  "pacs-fleet-overview:HL7 acknowledgement time", "pacs-fleet-overview:Last HL7 acknowledgement"]
 CANARY_AET = "PACS_CANARY"  # the calling AE of site A's image checks; Orthanc sends commitment reports to it
+HL7_PEER = os.path.join(REPO, "probes", "hl7", "tests", "mllp_peer.js")
+DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"  # Debian orthanc-dicomweb
 TYPICAL_SCRAPE_S = 15     # production scrape interval (deploy/fleet/vmagent.yml)
 
 
@@ -151,9 +165,9 @@ def metric_sum(m, name):
     return sum(v for k, v in m.items() if k == name or k.startswith(name + "{"))
 
 
-def agent_config(site, port, orthanc_dicom, orthanc_http, tmp, commit_port=None):
-    """Site A: a typical node (5 AEs, 3 volumes, 3 queues, the image round trip). Site B: 1 AE +
-    1 volume."""
+def agent_config(site, port, orthanc_dicom, orthanc_http, tmp, commit_port=None, hl7_port=None):
+    """Site A: a typical node (5 AEs, 3 volumes, 3 queues, the image round trip, DICOMweb and
+    HL7). Site B: 1 AE + 1 volume."""
     head = f"""[agent]
 calling_ae_title = "PACS_AGENT"
 interval = "2s"
@@ -218,6 +232,29 @@ timeout = "4s"
 """
     for name in ("images", "index", "cache"):
         text += volume(name)
+    text += f"""
+[[dicomweb]]
+name = "archive-web"
+url = "{orthanc_http}/dicom-web"
+checks = ["qido", "wado", "stow"]
+interval = "5s"
+timeout = "4s"
+  [dicomweb.qido]
+  keys = {{ StudyDate = "today" }}
+  [dicomweb.stow]
+  uid_root = "1.2.826.0.1.3680043.10.999"
+  cleanup = {{ type = "orthanc", url = "{orthanc_http}" }}
+
+[[hl7]]
+name = "ris-mllp"
+host = "127.0.0.1"
+port = {hl7_port}
+interval = "3s"
+timeout = "2s"
+receiving_application = "RIS"
+message_type = "ADT^A08"
+processing_id = "T"
+"""
     text += f'\n[[queue]]\nname = "orthanc-jobs"\ntype = "orthanc"\nurl = "{orthanc_http}"\n'
     text += spool("incoming", 2) + spool("outgoing", 1)
     return text
@@ -273,6 +310,8 @@ def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("agent", nargs="?", default=os.environ.get("PACS_AGENT_BINARY"))
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, configs)")
+    ap.add_argument("--hl7-node-modules", default=os.environ.get("PACS_HL7_NODE_MODULES"),
+                    help="node_modules folder holding node-hl7-server")
     ap.add_argument("--outage", type=int, default=OUTAGE_S, help="seconds VictoriaMetrics stays down")
     a = ap.parse_args(argv)
     if not a.agent or not os.access(a.agent, os.X_OK):
@@ -284,6 +323,14 @@ def main(argv):
             print(f"fleet_test: {tool} not found (Debian packages orthanc, victoria-metrics, "
                   "prometheus-alertmanager, dcmtk)", file=sys.stderr)
             return 2
+    if not os.path.exists(DICOMWEB_PLUGIN):
+        print(f"fleet_test: {DICOMWEB_PLUGIN} not found (Debian package orthanc-dicomweb)", file=sys.stderr)
+        return 2
+    if not shutil.which("node") or not a.hl7_node_modules or \
+            not os.path.isdir(os.path.join(a.hl7_node_modules, "node-hl7-server")):
+        print(f"fleet_test: node or node-hl7-server not found (node modules: {a.hl7_node_modules!r}; "
+              "build the hl7_test_peer target, or pass --hl7-node-modules)", file=sys.stderr)
+        return 2
     agent_bin = os.path.abspath(a.agent)
     t_begin = time.time()
     hook = Webhook()
@@ -301,7 +348,7 @@ def main(argv):
 
         # --- the sites: Orthanc, agent ----------------------------------------------
         for site in ("A", "B"):
-            s = {k: free_port() for k in ("dicom", "http", "agent", "vmagent", "commit")}
+            s = {k: free_port() for k in ("dicom", "http", "agent", "vmagent", "commit", "hl7")}
             s["orthanc"] = f"http://127.0.0.1:{s['http']}"
             s["agent_addr"] = f"127.0.0.1:{s['agent']}"
             s["vmagent_url"] = f"http://127.0.0.1:{s['vmagent']}"
@@ -309,7 +356,9 @@ def main(argv):
             os.makedirs(db)
             write_orthanc_config(os.path.join(tmp, f"orthanc{site}.json"), f"pacs-fleet-{site}", ORTHANC_AET,
                                  s["dicom"], s["http"], db,
-                                 {"canary": [CANARY_AET, "127.0.0.1", s["commit"]]})
+                                 {"canary": [CANARY_AET, "127.0.0.1", s["commit"]]},
+                                 plugins=[DICOMWEB_PLUGIN] if site == "A" else None,
+                                 extra={"DicomWeb": {"Enable": True, "Root": "/dicom-web/"}} if site == "A" else None)
             sites[site] = s
 
         def start_orthanc(site):
@@ -317,12 +366,15 @@ def main(argv):
             stack.start(f"orthanc{site}", [orthanc_bin, os.path.join(tmp, f"orthanc{site}.json")])
             wait_for(f"Orthanc {site} REST", lambda: http_req("GET", f"{s['orthanc']}/system")[0] == 200, 60, stack)
 
+        # Site A's RIS: an MLLP listener that acknowledges every message with AA.
+        os.environ["NODE_PATH"] = os.path.abspath(a.hl7_node_modules)
+        stack.start("hl7-peer", ["node", HL7_PEER, str(sites["A"]["hl7"])])
         for site, s in sites.items():
             start_orthanc(site)
             make_studies(os.path.join(tmp), s["orthanc"], n=3 if site == "A" else 1)
             cfg = os.path.join(tmp, f"agent{site}.toml")
             with open(cfg, "w") as f:
-                f.write(agent_config(site, s["agent"], s["dicom"], s["orthanc"], tmp, s["commit"]))
+                f.write(agent_config(site, s["agent"], s["dicom"], s["orthanc"], tmp, s["commit"], s["hl7"]))
             # The /probe job scrapes the echo/find AEs (not the image checks, which write).
             s["dicom_names"] = [n for n in re.findall(r'^\[\[dicom\]\]\nname = "([^"]+)"', open(cfg).read(), re.M)
                                 if n != "archive-images"]

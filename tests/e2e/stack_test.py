@@ -220,10 +220,10 @@ def make_studies(tmp, orthanc_http, n=3):
     log(f"uploaded {n} synthetic studies (StudyDate {today})")
 
 
-def write_orthanc_config(path, name, aet, dicom_port, http_port, db_dir, modalities=None):
+def write_orthanc_config(path, name, aet, dicom_port, http_port, db_dir, modalities=None, plugins=None, extra=None):
     """Orthanc on 127.0.0.1 only, checking the called AE title, knowing the agent as a modality
     (at port 1, so a C-STORE to it fails: a way to make a failed job), plus `modalities`
-    ({name: [AET, host, port]})."""
+    ({name: [AET, host, port]}), `plugins` (shared objects to load) and `extra` settings."""
     with open(path, "w") as f:
         json.dump({"Name": name, "DicomAet": aet, "DicomPort": dicom_port,
                    "HttpPort": http_port, "RemoteAccessAllowed": False,
@@ -231,7 +231,8 @@ def write_orthanc_config(path, name, aet, dicom_port, http_port, db_dir, modalit
                    "IndexDirectory": db_dir, "DicomCheckCalledAet": True,
                    "DicomAlwaysAllowEcho": True, "DicomAlwaysAllowFind": True,
                    "DicomModalities": {"agent": ["PACS_AGENT", "127.0.0.1", 1], **(modalities or {})},
-                   "Plugins": [], "HttpServerEnabled": True, "DicomServerEnabled": True}, f, indent=1)
+                   "Plugins": plugins or [], "HttpServerEnabled": True, "DicomServerEnabled": True,
+                   **(extra or {})}, f, indent=1)
 
 
 def render_alertmanager(hook_port, fast):
