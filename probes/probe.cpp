@@ -22,6 +22,8 @@ std::string_view to_string(Reason r) noexcept {
     case Reason::http_status: return "http_status";
     case Reason::io_error: return "io_error";
     case Reason::io_timeout: return "io_timeout";
+    case Reason::stale: return "stale";
+    case Reason::too_small: return "too_small";
     case Reason::internal: return "internal";
   }
   return "internal";
@@ -34,7 +36,7 @@ const std::vector<Reason>& all_failure_reasons() {
       Reason::association_timeout,  Reason::dimse_timeout,       Reason::dimse_status,
       Reason::tls_failure,          Reason::protocol_error,      Reason::response_timeout,
       Reason::http_status,          Reason::io_error,            Reason::io_timeout,
-      Reason::internal,
+      Reason::stale,                Reason::too_small,           Reason::internal,
   };
   return all;
 }
