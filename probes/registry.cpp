@@ -5,7 +5,8 @@
 #define PACS_KINDS(KIND) \
   KIND(dicom)            \
   KIND(filesystem)       \
-  KIND(queue)
+  KIND(queue)            \
+  KIND(backup)
 
 // ---------------------------------------------------------------------------
 #include "probes/registry.h"
