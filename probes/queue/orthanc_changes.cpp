@@ -269,7 +269,6 @@ void ChangeFollower::follow(http::Client& http, const std::string& url, const Pr
   }
   load(url, ctx);
   if (fetch) {
-    std::string failure;
     if (!state_.last_seq) {
       // First run (or a new Orthanc): history is not new ingest. Start at
       // the newest change; count what comes after it.
