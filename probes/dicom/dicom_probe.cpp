@@ -14,7 +14,9 @@
 #include "dcmtk/ofstd/ofstd.h"
 
 #include "probes/dicom/association.h"
+#include "probes/dicom/dimse_ops.h"
 #include "probes/dicom/find_groups.h"
+#include "probes/dicom/image_checks.h"
 
 namespace pacs::dicom {
 
@@ -23,6 +25,9 @@ std::string_view to_string(Check c) noexcept {
     case Check::echo: return "echo";
     case Check::find: return "find";
     case Check::worklist: return "worklist";
+    case Check::store: return "store";
+    case Check::retrieve: return "retrieve";
+    case Check::commit: return "commit";
   }
   return "echo";
 }
@@ -32,6 +37,9 @@ std::string_view probe_name(Check c) noexcept {
     case Check::echo: return "dicom_echo";
     case Check::find: return "dicom_find";
     case Check::worklist: return "dicom_worklist";
+    case Check::store: return "dicom_store";
+    case Check::retrieve: return "dicom_retrieve";
+    case Check::commit: return "dicom_commit";
   }
   return "dicom_echo";
 }
@@ -52,6 +60,19 @@ std::vector<Reason> reasons_for(bool tls) {
                            Reason::association_rejected, Reason::association_aborted, Reason::association_timeout,
                            Reason::dimse_timeout,        Reason::dimse_status,        Reason::protocol_error};
   if (tls) r.insert(r.end() - 1, Reason::tls_failure);
+  return r;
+}
+
+std::vector<Reason> reasons_for(const DicomOptions& o, Check c) {
+  std::vector<Reason> r = reasons_for(o.tls.has_value());
+  const bool canary = c == Check::store || c == Check::commit || (c == Check::retrieve && !o.retrieve.study_uid);
+  const bool scp = (c == Check::retrieve && o.retrieve.method == RetrieveOptions::Method::move) ||
+                   (c == Check::commit && o.commit.scp.listen_port != 0);
+  if (canary || c == Check::retrieve) r.push_back(Reason::stored_not_found);
+  if (c == Check::store || c == Check::retrieve) r.push_back(Reason::content_mismatch);
+  if (scp) r.push_back(Reason::inbound_timeout);
+  if (c == Check::commit) r.push_back(Reason::commitment_failed);
+  if (scp) r.push_back(Reason::io_error);
   return r;
 }
 
@@ -198,7 +219,9 @@ std::string ms(double seconds) {
   return buf;
 }
 
-void add_common_samples(ProbeResult& r, const DicomAssociation& a) {
+}  // namespace
+
+void add_association_samples(ProbeResult& r, const DicomAssociation& a) {
   const auto& t = a.times();
   auto phase = [&](const char* name, const std::optional<double>& v) {
     if (v) r.add("pacs_dicom_phase_duration_seconds", kPhaseHelp, *v, {{"phase", name}});
@@ -215,8 +238,10 @@ void add_common_samples(ProbeResult& r, const DicomAssociation& a) {
   if (auto na = a.peer_cert_not_after()) r.add("pacs_dicom_tls_cert_expiry_timestamp_seconds", kCertHelp, *na);
 }
 
+namespace {
+
 ProbeResult finish(ProbeResult r, const DicomAssociation& a) {
-  add_common_samples(r, a);
+  add_association_samples(r, a);
   return r;
 }
 
@@ -297,6 +322,22 @@ DcmTagKey level_unique_key(FindOptions::Level l) {
 }  // namespace
 
 ProbeResult DicomProbe::run(const ProbeContext& ctx) {
+  try {
+    switch (check_) {
+      case Check::store: return run_store(opts_, ctx, pending_);
+      case Check::retrieve: return run_retrieve(opts_, ctx, pending_);
+      case Check::commit: return run_commit(opts_, ctx, pending_);
+      default: return run_association_check(ctx);
+    }
+  } catch (const std::exception& e) {
+    // DCMTK or the canary builder failed locally; the framework would say
+    // "internal" too, but without the transcript step.
+    ctx.note("result", std::string("internal: ") + e.what());
+    throw;
+  }
+}
+
+ProbeResult DicomProbe::run_association_check(const ProbeContext& ctx) {
   std::string sop;
   if (check_ == Check::echo) sop = UID_VerificationSOPClass;
   else if (check_ == Check::worklist) sop = UID_FINDModalityWorklistInformationModel;
@@ -310,39 +351,52 @@ ProbeResult DicomProbe::run(const ProbeContext& ctx) {
   s.called_ae_title = opts_.called_ae_title;
   s.contexts = {{sop, transfer_syntaxes()}};
   s.tls = opts_.tls ? &*opts_.tls : nullptr;
+  s.transcript = ctx.transcript;
 
+  auto fail_with = [&](const Failure& f, const DicomAssociation& a) {
+    ctx.note("result", std::string(to_string(f.reason)) + ": " + f.message);
+    return failed(f, a);
+  };
   DicomAssociation a(std::move(s), ctx.deadline);
-  if (auto f = a.open()) return failed(*f, a);
+  if (auto f = a.open()) return fail_with(*f, a);
   T_ASC_PresentationContextID pcid = a.accepted_context(sop);
   if (pcid == 0) {
     a.abort();
-    return failed({Reason::association_rejected, "presentation context for the SOP class was not accepted"}, a);
+    return fail_with({Reason::association_rejected, "presentation context for the SOP class was not accepted"}, a);
   }
 
   ProbeResult r = ProbeResult::ok();
   unsigned status = 0;
   std::string what;
+  std::string service;
   if (check_ == Check::echo) {
-    what = "C-ECHO";
+    what = service = "C-ECHO";
     DIC_US st = 0;
     DcmDataset* detail = nullptr;
+    const DIC_US id = a.get()->nextMsgID++;
+    ctx.note("C-ECHO-RQ", "message ID " + std::to_string(id));
     a.begin_dimse();
-    OFCondition cond = DIMSE_echoUser(a.get(), a.get()->nextMsgID++, DIMSE_NONBLOCKING, a.timeout_seconds(), &st,
-                                      &detail);
+    OFCondition cond = DIMSE_echoUser(a.get(), id, DIMSE_NONBLOCKING, a.timeout_seconds(), &st, &detail);
     a.end_dimse();
     delete detail;
-    if (cond.bad()) return failed(a.failure(cond, what), a);
+    if (cond.bad()) return fail_with(a.failure(cond, what), a);
     status = st;
+    ctx.note("C-ECHO-RSP", "status " + status_text(service, status) + " after " + ms(a.times().dimse.value_or(0)));
   } else {
     what = check_ == Check::find ? "C-FIND" : "worklist C-FIND";
+    service = "C-FIND";
     DcmDataset query;
     std::string today = today_dicom_date();
     bool ok = true;
+    std::string keys;
     const DcmTagKey group_tag =
         opts_.find.group_by == FindOptions::GroupBy::modality ? DCM_Modality : DCM_ModalitiesInStudy;
     if (check_ == Check::find) {
       ok = query.putAndInsertString(DCM_QueryRetrieveLevel, level_name(opts_.find.level)).good();
-      for (const auto& k : opts_.find.keys) ok = ok && put_key(query, k, today);
+      for (const auto& k : opts_.find.keys) {
+        ok = ok && put_key(query, k, today);
+        keys += (keys.empty() ? "" : ", ") + k.keyword;
+      }
       // The level's unique key as an empty return key: one response per match;
       // with group_by, the three return keys the grouping reads (unless they
       // are matching keys already).
@@ -354,6 +408,16 @@ ProbeResult DicomProbe::run(const ProbeContext& ctx) {
       }
       for (const auto& k : returns)
         if (ok && !query.tagExists(k)) ok = query.insertEmptyElement(k).good();
+      ctx.note("C-FIND-RQ", std::string(opts_.find.model == FindOptions::Model::patient_root ? "Patient Root"
+                                                                                              : "Study Root") +
+                                ", level " + level_name(opts_.find.level) +
+                                ", keys: " + (keys.empty() ? std::string("none") : keys) +
+                                (opts_.find.group_by == FindOptions::GroupBy::none
+                                     ? std::string()
+                                     : std::string(", grouped by ") +
+                                           (opts_.find.group_by == FindOptions::GroupBy::modality
+                                                ? "Modality"
+                                                : "ModalitiesInStudy")));
     } else {
       DcmItem* sps = nullptr;
       ok = query.findOrCreateSequenceItem(DCM_ScheduledProcedureStepSequence, sps, -2).good() && sps;
@@ -362,12 +426,14 @@ ProbeResult DicomProbe::run(const ProbeContext& ctx) {
         DcmTag tag;
         DcmTag::findTagFromName(k.keyword.c_str(), tag);
         ok = put_key(in_sps_item(tag) ? *sps : static_cast<DcmItem&>(query), k, today);
+        keys += (keys.empty() ? "" : ", ") + k.keyword;
       }
       if (ok && !sps->tagExists(DCM_ScheduledProcedureStepID)) ok = sps->insertEmptyElement(DCM_ScheduledProcedureStepID).good();
+      ctx.note("C-FIND-RQ", "Modality Worklist, keys: " + (keys.empty() ? std::string("none") : keys));
     }
     if (!ok) {
       a.abort();
-      return failed({Reason::internal, "cannot build the " + what + " identifier"}, a);
+      return fail_with({Reason::internal, "cannot build the " + what + " identifier"}, a);
     }
     T_DIMSE_C_FindRQ req{};
     req.MessageID = a.get()->nextMsgID++;
@@ -390,13 +456,21 @@ ProbeResult DicomProbe::run(const ProbeContext& ctx) {
     auto done = Clock::now();
     a.end_dimse();
     delete detail;
-    if (cond.bad()) return failed(a.failure(cond, what), a);
+    if (cond.bad()) return fail_with(a.failure(cond, what), a);
     status = rsp.DimseStatus;
     double first = st.first_response.value_or(std::chrono::duration<double>(done - st.sent).count());
+    ctx.note("C-FIND-RSP", std::to_string(st.pending) + " pending, final status " + status_text(service, status) +
+                               "; first response after " + ms(first) + ", last after " +
+                               ms(std::chrono::duration<double>(done - st.sent).count()));
     if (check_ == Check::find) {
       if (st.tally) {
         double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
         add_group_samples(r, tally, seen_groups_, now);
+        if (ctx.tracing()) {  // group names are modality codes, "other" or "none": no PHI
+          std::string groups;
+          for (const auto& [g, n] : tally.counts()) groups += (groups.empty() ? "" : ", ") + g + " " + std::to_string(n);
+          ctx.note("groups", groups.empty() ? std::string("none matched") : groups);
+        }
       } else {
         r.add("pacs_dicom_find_matches", kMatchesHelp, st.pending);
       }
@@ -409,12 +483,14 @@ ProbeResult DicomProbe::run(const ProbeContext& ctx) {
   r.add("pacs_dicom_dimse_status", kStatusHelp, status);
   if (status != 0) {
     a.release();  // the exchange itself was orderly: end it politely; the status is the failure
-    auto res = finish(ProbeResult::fail(Reason::dimse_status, what + " returned status " + status_hex(status)), a);
+    Failure f{Reason::dimse_status, what + " returned status " + status_hex(status)};
+    ctx.note("result", std::string(to_string(f.reason)) + ": " + f.message);
+    auto res = finish(ProbeResult::fail(f.reason, f.message), a);
     for (auto& smp : r.samples) res.samples.push_back(std::move(smp));
     return res;
   }
   if (auto f = a.release()) {
-    auto res = failed(*f, a);
+    auto res = fail_with(*f, a);
     for (auto& smp : r.samples) res.samples.push_back(std::move(smp));
     return res;
   }
