@@ -29,10 +29,11 @@ pm::ClientMetric series(const ProbeSpec& spec) { return series(spec.probe, spec.
 void append_samples(std::vector<pm::MetricFamily>& families, const std::string& probe, const std::string& target,
                     const std::vector<Sample>& samples) {
   for (const auto& s : samples) {
-    auto& f = by_name(families, s.name, s.help, pm::MetricType::Gauge);
+    auto& f = by_name(families, s.name, s.help, s.counter ? pm::MetricType::Counter : pm::MetricType::Gauge);
     auto m = series(probe, target);
     for (const auto& [k, v] : s.labels) m.label.push_back({k, v});
-    m.gauge.value = s.value;
+    if (s.counter) m.counter.value = s.value;
+    else m.gauge.value = s.value;
     f.metric.push_back(std::move(m));
   }
 }

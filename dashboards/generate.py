@@ -300,10 +300,11 @@ def ae():
           f'sum by (site, job, instance, probe, target, reason) (rate(pacs_probe_failures_total{{{s}}}[$__rate_interval]))',
           w=12, h=8, legend="{{target}} {{probe}} {{reason}}", options=TS,
           custom={"drawStyle": "bars", "fillOpacity": 60, "stacking": {"mode": "normal"}})
-    p.add("timeseries", "C-FIND matches", "Matches (pending responses) returned by the canary C-FIND and "
-          "worklist items; counts only, never patient data. PacsDicomQueryNoMatches compares them with "
-          "the expectations in alerts/pacs-expectations.rules.yml.", "none",
-          [(f'pacs_dicom_find_matches{{{SEL}}}', "{{target}} matches"),
+    p.add("timeseries", "C-FIND matches", "Matches (pending responses) returned by the canary C-FIND, per "
+          "modality group when the find has group_by, and worklist items; counts only, never patient data. "
+          "PacsDicomQueryNoMatches compares them with the expectations in alerts/pacs-expectations.rules.yml.",
+          "none",
+          [(f'pacs_dicom_find_matches{{{SEL}}}', "{{target}} {{group}} matches"),
            (f'pacs_dicom_worklist_items{{{SEL}}}', "{{target}} worklist items")], w=12, h=8, options=TS)
     p.add("timeseries", "C-FIND first response", "Time from the C-FIND request to the first response: the "
           "archive's database query time.", "s", f'pacs_dicom_find_first_response_seconds{{{SEL}}}',
@@ -407,10 +408,12 @@ def storage():
           f'pacs_archive_stored_bytes{{{q}}}', w=6, h=6, legend="{{instance}} {{target}}", instant=True,
           options={"graphMode": "area", "reduceOptions": {"calcs": ["lastNotNull"]}})
     capacity_trends(p)
+    backup_and_ingest(p)
     return dashboard("pacs-storage-capacity", "PACS storage and capacity",
-                     "Volumes (days until full, growth), queues (depth, oldest age, failures), archive contents "
-                     "and capacity trends (7/30-day growth, studies per modality, 30-day availability).",
-                     p, "filesystem|queue_.*")
+                     "Volumes (days until full, growth), queues (depth, oldest age, failures), archive contents, "
+                     "capacity trends (7/30-day growth, studies per modality, 30-day availability), ingest and "
+                     "backups.",
+                     p, "filesystem|queue_.*|backup")
 
 
 def capacity_trends(p):
@@ -460,6 +463,45 @@ def capacity_trends(p):
           f'pacs:probe_success:avg30d{{{node}, probe="dicom_echo"}}', w=12, h=8,
           legend="{{instance}} {{target}}", options=TS)
 
+
+
+def backup_and_ingest(p):
+    """Ingest counters (Orthanc change log) and [[backup]] targets, on the storage dashboard."""
+    q = f'{SEL}, probe="queue_orthanc"'
+    b = f'{SEL}, probe="backup"'
+    p.row("Ingest")
+    p.add("timeseries", "Instances received per hour", "DICOM instances Orthanc stored as new, per hour "
+          "(rate of pacs_archive_received_instances_total, from its change log; survives agent restarts). "
+          "PacsArchiveIngestStopped warns when it stays at 0 for 2 hours that were busy last week.", "none",
+          f'rate(pacs_archive_received_instances_total{{{q}}}[$__rate_interval]) * 3600', w=12, h=8,
+          legend="{{instance}} {{target}}", options=TS)
+    p.add("timeseries", "Studies received per hour", "New studies per hour (NewStudy changes, "
+          "pacs_archive_received_studies_total). Per-modality counts come from C-FIND group_by "
+          "(pacs_dicom_find_matches{group}).", "none",
+          f'rate(pacs_archive_received_studies_total{{{q}}}[$__rate_interval]) * 3600', w=12, h=8,
+          legend="{{instance}} {{target}}", options=TS)
+    p.row("Backups")
+    p.add("bargauge", "Backup age vs max_age", "Age of the newest backup as a share of its target's max_age: "
+          "100% and more is stale (PacsBackupStale).", "percentunit",
+          f'sort_desc(pacs_backup_newest_age_seconds{{{b}}} / on(site, job, instance, probe, target) '
+          f'pacs_backup_max_age_seconds{{{b}}})', w=8, h=8, legend="{{instance}} {{target}}", instant=True,
+          thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 0.8},
+                      {"color": "red", "value": 1}],
+          options={"displayMode": "lcd", "orientation": "horizontal", "reduceOptions": {"calcs": ["lastNotNull"]}})
+    p.add("timeseries", "Newest backup age", "Seconds since the newest backup file was written "
+          "(pacs_backup_newest_age_seconds): a saw tooth that drops at every backup.", "s",
+          [(f'pacs_backup_newest_age_seconds{{{b}}}', "{{instance}} {{target}}"),
+           (f'pacs_backup_max_age_seconds{{{b}}}', "{{instance}} {{target}} max_age")], w=8, h=8, options=TS)
+    p.add("stat", "Backup files", "Backup files found per target (pacs_backup_files); 0 = no backup at all "
+          "(PacsBackupMissing).", "none", f'pacs_backup_files{{{b}}}', w=8, h=8,
+          legend="{{instance}} {{target}}", instant=True, thresholds=RG,
+          options={"colorMode": "value", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"]}})
+    p.add("timeseries", "Backup size", "Size of the newest backup and of the one before it "
+          "(PacsBackupMuchSmaller warns when the newest is under half the previous; PacsBackupTooSmall "
+          "under min_bytes).", "bytes",
+          [(f'pacs_backup_newest_size_bytes{{{b}}}', "{{instance}} {{target}} newest"),
+           (f'pacs_backup_previous_size_bytes{{{b}}}', "{{instance}} {{target}} previous"),
+           (f'pacs_backup_min_size_bytes{{{b}}}', "{{instance}} {{target}} min_bytes")], w=24, h=8, options=TS)
 
 def render():
     """{file name: JSON text} of every dashboard this script produces."""

@@ -28,6 +28,8 @@ std::string_view to_string(Reason r) noexcept {
     case Reason::content_mismatch: return "content_mismatch";
     case Reason::inbound_timeout: return "inbound_timeout";
     case Reason::commitment_failed: return "commitment_failed";
+    case Reason::stale: return "stale";
+    case Reason::too_small: return "too_small";
     case Reason::internal: return "internal";
   }
   return "internal";
@@ -42,6 +44,7 @@ const std::vector<Reason>& all_failure_reasons() {
       Reason::http_status,          Reason::negative_ack,        Reason::no_match,
       Reason::io_error,             Reason::io_timeout,          Reason::stored_not_found,
       Reason::content_mismatch,     Reason::inbound_timeout,     Reason::commitment_failed,
+      Reason::stale,                Reason::too_small,
       Reason::internal,
   };
   return all;

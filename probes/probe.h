@@ -56,6 +56,8 @@ enum class Reason {
   content_mismatch,      // an object came back from the archive, but not as it was stored
   inbound_timeout,       // the peer did not connect back to the agent (C-MOVE, commitment report) in time
   commitment_failed,     // storage commitment reported the stored object as failed (or left it out)
+  stale,                 // the newest of something expected regularly (a backup) is older than allowed
+  too_small,             // the newest of something (a backup) is smaller than the configured minimum
   internal,              // bug or unexpected exception inside the agent
 };
 
@@ -67,13 +69,16 @@ const std::vector<Reason>& all_failure_reasons();
 // to every sample a probe returns. Values must be bounded (no PHI, no IDs).
 using Labels = std::vector<std::pair<std::string, std::string>>;
 
-// One gauge value produced by one probe run. The framework exports it with
+// One value produced by one probe run. The framework exports it with
 // labels {probe, target, <labels...>} until the next run replaces it.
+// Usually a gauge describing the last run; a counter (`_total`, monotonic,
+// e.g. a running total the kind keeps itself) when `counter` is set.
 struct Sample {
   std::string name;  // full metric name, e.g. "pacs_dicom_find_matches"
   std::string help;  // one sentence; identical for every sample of a name
   Labels labels;
   double value = 0;
+  bool counter = false;
 };
 
 struct ProbeResult {
@@ -90,6 +95,10 @@ struct ProbeResult {
   }
   void add(std::string name, std::string help, double value, Labels labels = {}) {
     samples.push_back({std::move(name), std::move(help), std::move(labels), value});
+  }
+  // A counter the kind keeps across runs (exported with TYPE counter).
+  void add_counter(std::string name, std::string help, double value, Labels labels = {}) {
+    samples.push_back({std::move(name), std::move(help), std::move(labels), value, true});
   }
 };
 

@@ -3,6 +3,7 @@
 // `const pacs::Kind& pacs::probe_kinds::<kind>()`; the build picks the folder up by
 // itself and tests/unit/registry_test.cpp checks that folders and lines agree.
 #define PACS_KINDS(KIND) \
+  KIND(backup)           \
   KIND(dicom)            \
   KIND(dicomweb)         \
   KIND(filesystem)       \

@@ -100,7 +100,8 @@ FindOptions read_find(const ConfigTable& t) {
   auto level = ft->string("level", "STUDY");
   if (level == "STUDY") f.level = FindOptions::Level::study;
   else if (level == "PATIENT") f.level = FindOptions::Level::patient;
-  else ft->fail("level", "must be \"STUDY\" or \"PATIENT\"");
+  else if (level == "SERIES") f.level = FindOptions::Level::series;
+  else ft->fail("level", "must be \"STUDY\", \"SERIES\" or \"PATIENT\"");
   auto def_model = f.level == FindOptions::Level::patient ? "patient_root" : "study_root";
   auto model = ft->string("model", def_model);
   if (model == "study_root") f.model = FindOptions::Model::study_root;
@@ -110,6 +111,17 @@ FindOptions read_find(const ConfigTable& t) {
     ft->fail("model", "level \"PATIENT\" needs model \"patient_root\" (Study Root has no PATIENT level)");
   }
   f.keys = read_keys(*ft, {});
+  if (auto g = ft->optional_string("group_by")) {
+    if (*g == "ModalitiesInStudy") f.group_by = FindOptions::GroupBy::modalities_in_study;
+    else if (*g == "Modality") f.group_by = FindOptions::GroupBy::modality;
+    else ft->fail("group_by", "must be \"ModalitiesInStudy\" (level STUDY) or \"Modality\" (level SERIES)");
+    if (f.group_by == FindOptions::GroupBy::modalities_in_study && f.level != FindOptions::Level::study) {
+      ft->fail("group_by", "\"ModalitiesInStudy\" needs level \"STUDY\"");
+    }
+    if (f.group_by == FindOptions::GroupBy::modality && f.level != FindOptions::Level::series) {
+      ft->fail("group_by", "\"Modality\" needs level \"SERIES\" (at STUDY level use \"ModalitiesInStudy\")");
+    }
+  }
   return f;
 }
 

@@ -15,6 +15,7 @@
 
 #include "probes/dicom/association.h"
 #include "probes/dicom/dimse_ops.h"
+#include "probes/dicom/find_groups.h"
 #include "probes/dicom/image_checks.h"
 
 namespace pacs::dicom {
@@ -201,7 +202,7 @@ constexpr const char* kRejectResultHelp = "A-ASSOCIATE-RJ result of the last run
 constexpr const char* kRejectSourceHelp =
     "A-ASSOCIATE-RJ source of the last run (1 service user, 2 ACSE provider, 3 presentation provider).";
 constexpr const char* kRejectReasonHelp = "A-ASSOCIATE-RJ reason/diagnostic of the last run (PS3.8 Table 9-21).";
-constexpr const char* kMatchesHelp = "C-FIND pending responses (matches) in the last run.";
+constexpr const char* kMatchesHelp = kFindMatchesHelp;
 constexpr const char* kFirstHelp = "Time from the C-FIND request to its first response in the last run.";
 constexpr const char* kItemsHelp = "Modality worklist items returned in the last run.";
 constexpr const char* kCertHelp = "notAfter of the peer's TLS certificate, as a Unix timestamp.";
@@ -277,13 +278,45 @@ struct FindState {
   Clock::time_point sent;
   std::optional<double> first_response;
   int pending = 0;
+  FindTally* tally = nullptr;  // group_by: where the grouping values go
+  DcmTagKey group_tag;         // ModalitiesInStudy or Modality
 };
 
-// Called for every pending response. The identifiers (PHI) are never read.
-void on_find_response(void* data, T_DIMSE_C_FindRQ*, int, T_DIMSE_C_FindRSP*, DcmDataset*) {
+// Called for every pending response. Without group_by the identifier is
+// never read; with it, exactly three attributes are: the grouping one,
+// StudyDate and StudyTime (find_groups.h). Nothing else (PHI) is touched.
+void on_find_response(void* data, T_DIMSE_C_FindRQ*, int, T_DIMSE_C_FindRSP*, DcmDataset* ids) {
   auto* st = static_cast<FindState*>(data);
   if (!st->first_response) st->first_response = std::chrono::duration<double>(Clock::now() - st->sent).count();
   ++st->pending;
+  if (!st->tally) return;
+  std::vector<std::string> values;
+  OFString date, time;
+  if (ids) {
+    OFString v;
+    for (unsigned long i = 0; ids->findAndGetOFString(st->group_tag, v, i).good(); ++i) values.emplace_back(v.c_str());
+    ids->findAndGetOFString(DCM_StudyDate, date);
+    ids->findAndGetOFString(DCM_StudyTime, time);
+  }
+  st->tally->add(values, date.c_str(), time.c_str());
+}
+
+// The level's name and unique key (an empty return key: one response per match).
+const char* level_name(FindOptions::Level l) {
+  switch (l) {
+    case FindOptions::Level::patient: return "PATIENT";
+    case FindOptions::Level::study: return "STUDY";
+    case FindOptions::Level::series: return "SERIES";
+  }
+  return "STUDY";
+}
+DcmTagKey level_unique_key(FindOptions::Level l) {
+  switch (l) {
+    case FindOptions::Level::patient: return DCM_PatientID;
+    case FindOptions::Level::study: return DCM_StudyInstanceUID;
+    case FindOptions::Level::series: return DCM_SeriesInstanceUID;
+  }
+  return DCM_StudyInstanceUID;
 }
 
 }  // namespace
@@ -356,20 +389,35 @@ ProbeResult DicomProbe::run_association_check(const ProbeContext& ctx) {
     std::string today = today_dicom_date();
     bool ok = true;
     std::string keys;
+    const DcmTagKey group_tag =
+        opts_.find.group_by == FindOptions::GroupBy::modality ? DCM_Modality : DCM_ModalitiesInStudy;
     if (check_ == Check::find) {
-      bool patient = opts_.find.level == FindOptions::Level::patient;
-      ok = query.putAndInsertString(DCM_QueryRetrieveLevel, patient ? "PATIENT" : "STUDY").good();
+      ok = query.putAndInsertString(DCM_QueryRetrieveLevel, level_name(opts_.find.level)).good();
       for (const auto& k : opts_.find.keys) {
         ok = ok && put_key(query, k, today);
         keys += (keys.empty() ? "" : ", ") + k.keyword;
       }
-      // The level's unique key as an empty return key: one response per match.
-      const DcmTagKey& unique = patient ? DCM_PatientID : DCM_StudyInstanceUID;
-      if (ok && !query.tagExists(unique)) ok = query.insertEmptyElement(unique).good();
+      // The level's unique key as an empty return key: one response per match;
+      // with group_by, the three return keys the grouping reads (unless they
+      // are matching keys already).
+      std::vector<DcmTagKey> returns = {level_unique_key(opts_.find.level)};
+      if (opts_.find.group_by != FindOptions::GroupBy::none) {
+        returns.push_back(group_tag);
+        returns.push_back(DCM_StudyDate);
+        returns.push_back(DCM_StudyTime);
+      }
+      for (const auto& k : returns)
+        if (ok && !query.tagExists(k)) ok = query.insertEmptyElement(k).good();
       ctx.note("C-FIND-RQ", std::string(opts_.find.model == FindOptions::Model::patient_root ? "Patient Root"
                                                                                               : "Study Root") +
-                                ", level " + (patient ? "PATIENT" : "STUDY") +
-                                ", keys: " + (keys.empty() ? std::string("none") : keys));
+                                ", level " + level_name(opts_.find.level) +
+                                ", keys: " + (keys.empty() ? std::string("none") : keys) +
+                                (opts_.find.group_by == FindOptions::GroupBy::none
+                                     ? std::string()
+                                     : std::string(", grouped by ") +
+                                           (opts_.find.group_by == FindOptions::GroupBy::modality
+                                                ? "Modality"
+                                                : "ModalitiesInStudy")));
     } else {
       DcmItem* sps = nullptr;
       ok = query.findOrCreateSequenceItem(DCM_ScheduledProcedureStepSequence, sps, -2).good() && sps;
@@ -395,6 +443,11 @@ ProbeResult DicomProbe::run_association_check(const ProbeContext& ctx) {
     T_DIMSE_C_FindRSP rsp{};
     DcmDataset* detail = nullptr;
     FindState st;
+    FindTally tally;
+    if (check_ == Check::find && opts_.find.group_by != FindOptions::GroupBy::none) {
+      st.tally = &tally;
+      st.group_tag = group_tag;
+    }
     int count = 0;
     a.begin_dimse();
     st.sent = Clock::now();
@@ -410,7 +463,17 @@ ProbeResult DicomProbe::run_association_check(const ProbeContext& ctx) {
                                "; first response after " + ms(first) + ", last after " +
                                ms(std::chrono::duration<double>(done - st.sent).count()));
     if (check_ == Check::find) {
-      r.add("pacs_dicom_find_matches", kMatchesHelp, st.pending);
+      if (st.tally) {
+        double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+        add_group_samples(r, tally, seen_groups_, now);
+        if (ctx.tracing()) {  // group names are modality codes, "other" or "none": no PHI
+          std::string groups;
+          for (const auto& [g, n] : tally.counts()) groups += (groups.empty() ? "" : ", ") + g + " " + std::to_string(n);
+          ctx.note("groups", groups.empty() ? std::string("none matched") : groups);
+        }
+      } else {
+        r.add("pacs_dicom_find_matches", kMatchesHelp, st.pending);
+      }
       r.add("pacs_dicom_find_first_response_seconds", kFirstHelp, first);
     } else {
       r.add("pacs_dicom_worklist_items", kItemsHelp, st.pending);

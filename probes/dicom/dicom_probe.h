@@ -12,6 +12,7 @@
 
 #include <deque>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,9 +39,12 @@ struct QueryKey {
 };
 
 struct FindOptions {
-  enum class Level { patient, study } level = Level::study;
+  enum class Level { patient, study, series } level = Level::study;
   enum class Model { study_root, patient_root } model = Model::study_root;
   std::vector<QueryKey> keys;
+  // Count matches per modality (find_groups.h): ModalitiesInStudy at STUDY
+  // level, Modality at SERIES level; none = one ungrouped count.
+  enum class GroupBy { none, modalities_in_study, modality } group_by = GroupBy::none;
 };
 
 struct WorklistOptions {
@@ -111,6 +115,10 @@ class DicomProbe : public Probe {
   DicomOptions opts_;
   Check check_;
   std::deque<std::string> pending_;
+  // find with group_by: every group this instance has seen, exported (0
+  // when it has no match) until the instance is rebuilt (restart, or a
+  // reload that changes the target's settings).
+  std::set<std::string> seen_groups_;
 };
 
 // The reasons a check can produce (their failure counters start at 0);

@@ -16,6 +16,13 @@ inline void add_status_code(ProbeResult& r, const http::Response& h) {
   }
 }
 
+// The same for a run that makes several requests: the last answer's status
+// replaces the earlier one.
+inline void set_status_code(ProbeResult& r, const http::Response& h) {
+  std::erase_if(r.samples, [](const Sample& s) { return s.name == "pacs_http_status_code"; });
+  add_status_code(r, h);
+}
+
 // The failure for a request that did not give a usable answer, keeping the
 // samples gathered so far.
 inline ProbeResult fail_from(ProbeResult partial, const http::Response& h) {

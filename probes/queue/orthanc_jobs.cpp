@@ -1,5 +1,6 @@
-// type = "orthanc": Orthanc's jobs engine (GET /jobs?expand) and archive
-// contents (GET /statistics). Counts only: nothing from a job's content
+// type = "orthanc": Orthanc's jobs engine (GET /jobs?expand), archive
+// contents (GET /statistics) and, with ingest counters on, its change log
+// (orthanc_changes.cpp). Counts only: nothing from a job's content
 // (resource IDs, patient data) leaves this file.
 #include <algorithm>
 #include <cctype>
@@ -8,6 +9,7 @@
 #include <set>
 
 #include "probes/queue/http_probe_util.h"
+#include "probes/queue/orthanc_changes.h"
 #include "probes/queue/queue.h"
 
 namespace pacs::queue {
@@ -68,6 +70,14 @@ double as_number(const nlohmann::json& v, bool& ok) {
 
 ProbeResult OrthancJobsProbe::run(const ProbeContext& ctx) {
   http::Client http(http_);
+  ProbeResult r = jobs_and_statistics(http, ctx);
+  // Ingest counters: follow the change log when the rest worked; export the
+  // counters in any case (they are totals, not a reading of this run).
+  if (changes_) changes_->follow(http, url_, ctx, r, /*fetch=*/r.success);
+  return r;
+}
+
+ProbeResult OrthancJobsProbe::jobs_and_statistics(http::Client& http, const ProbeContext& ctx) {
   ProbeResult r = ProbeResult::ok();
 
   // 1. Jobs.
@@ -117,10 +127,7 @@ ProbeResult OrthancJobsProbe::run(const ProbeContext& ctx) {
 
   // 2. Archive contents.
   h = http.get(url_ + "/statistics", ctx);
-  r.samples.erase(std::remove_if(r.samples.begin(), r.samples.end(),
-                                 [](const Sample& s) { return s.name == "pacs_http_status_code"; }),
-                  r.samples.end());
-  detail::add_status_code(r, h);
+  detail::set_status_code(r, h);
   if (!h.ok) return detail::fail_from(std::move(r), h);
   auto stats = detail::parse_json(h, "GET /statistics", r);
   if (!stats) return r;

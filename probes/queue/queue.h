@@ -53,14 +53,21 @@ class SpoolDirectoryProbe : public Probe {
 
 // ---- type = "orthanc": jobs engine + /statistics ---------------------------
 
+class ChangeFollower;  // orthanc_changes.h
+
 class OrthancJobsProbe : public Probe {
  public:
-  OrthancJobsProbe(std::string base_url, http::Settings http) : url_(std::move(base_url)), http_(std::move(http)) {}
+  // `changes`: the ingest counters' follower of this target (null: no
+  // ingest counters).
+  OrthancJobsProbe(std::string base_url, http::Settings http, std::shared_ptr<ChangeFollower> changes = nullptr)
+      : url_(std::move(base_url)), http_(std::move(http)), changes_(std::move(changes)) {}
   ProbeResult run(const ProbeContext& ctx) override;
 
  private:
+  ProbeResult jobs_and_statistics(http::Client& http, const ProbeContext& ctx);
   std::string url_;
   http::Settings http_;
+  std::shared_ptr<ChangeFollower> changes_;
 };
 
 // ---- type = "dcm4chee": task counts per queue and status -------------------

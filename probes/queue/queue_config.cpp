@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "probes/log.h"
+#include "probes/queue/orthanc_changes.h"
 #include "probes/queue/queue.h"
 
 namespace pacs::queue {
@@ -42,8 +43,19 @@ ProbeSpec parse_directory(const ConfigTable& t, const TargetCommon& common) {
 ProbeSpec parse_orthanc(const ConfigTable& t, const TargetCommon& common) {
   std::string url = strip_slash(http::read_url(t));
   http::Settings http = http::read_settings(t, /*flat_keys=*/true);
+  std::shared_ptr<ChangeFollower> changes;
+  if (t.boolean("ingest_counters", true)) {
+    std::string state_file = t.string("state_file", default_state_file(common.name));
+    if (state_file.empty() || state_file.front() != '/' || state_file.back() == '/') {
+      t.fail("state_file", "must be the absolute path of a file");
+    }
+    // Shared with /probe instances and kept across reloads: one follower per file.
+    changes = ChangeFollower::for_state_file(state_file);
+  } else if (t.has("state_file")) {
+    t.fail("state_file", "only applies with ingest_counters = true");
+  }
   return make_spec(kind(), "orthanc", common, t,
-                   [url, http] { return std::make_unique<OrthancJobsProbe>(url, http); });
+                   [url, http, changes] { return std::make_unique<OrthancJobsProbe>(url, http, changes); });
 }
 
 ProbeSpec parse_dcm4chee(const ConfigTable& t, const TargetCommon& common) {

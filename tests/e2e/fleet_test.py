@@ -255,8 +255,18 @@ receiving_application = "RIS"
 message_type = "ADT^A08"
 processing_id = "T"
 """
-    text += f'\n[[queue]]\nname = "orthanc-jobs"\ntype = "orthanc"\nurl = "{orthanc_http}"\n'
+    state_file = os.path.join(tmp, f"site{site}", "orthanc-jobs.orthanc-changes.json")
+    text += (f'\n[[queue]]\nname = "orthanc-jobs"\ntype = "orthanc"\nurl = "{orthanc_http}"\n'
+             f'state_file = "{state_file}"\n')
     text += spool("incoming", 2) + spool("outgoing", 1)
+    backups = os.path.join(tmp, f"site{site}", "backup")
+    os.makedirs(backups, exist_ok=True)
+    for i, age in enumerate((26 * 3600, 2 * 3600)):  # last night's and tonight's dump
+        path = os.path.join(backups, f"pacs-db-{i}.sql.gz")
+        with open(path, "wb") as f:
+            f.write(b"\0" * 4096)
+        os.utime(path, (time.time() - age, time.time() - age))
+    text += f'\n[[backup]]\nname = "pacs-db"\npath = "{backups}"\npattern = "*.sql.gz"\n'
     return text
 
 

@@ -59,6 +59,12 @@ REQUIRE_DATA = [
     "pacs-ae-detail:Failures by reason",
     "pacs-ae-detail:C-FIND matches",
     "pacs-ae-detail:C-FIND first response",
+    "pacs-storage-capacity:Backup age vs max_age",
+    "pacs-storage-capacity:Newest backup age",
+    "pacs-storage-capacity:Backup files",
+    "pacs-storage-capacity:Backup size",
+    "pacs-storage-capacity:Instances received per hour",
+    "pacs-storage-capacity:Studies received per hour",
     "pacs-storage-capacity:Space available",
     "pacs-storage-capacity:Growth per day",
     "pacs-storage-capacity:Available space",
@@ -364,6 +370,12 @@ def main(argv):
         agent_url = f"http://127.0.0.1:{ports['agent']}"
         os.makedirs(os.path.join(tmp, "orthanc-db"))
         os.makedirs(os.path.join(tmp, "spool"))
+        os.makedirs(os.path.join(tmp, "backup"))
+        for i, (size, age) in enumerate(((40000, 26 * 3600), (42000, 2 * 3600))):
+            path = os.path.join(tmp, "backup", f"orthanc-{i}.sql.gz")
+            with open(path, "wb") as f:
+                f.write(b"\0" * size)
+            os.utime(path, (time.time() - age, time.time() - age))
         for i in range(2):
             with open(os.path.join(tmp, "spool", f"waiting{i}.dcm"), "wb") as f:
                 f.write(b"\0" * 1024)
@@ -410,11 +422,17 @@ path = "{tmp}"
 name = "orthanc-jobs"
 type = "orthanc"
 url = "{orthanc_http}"
+state_file = "{os.path.join(tmp, 'orthanc-jobs.orthanc-changes.json')}"
 
 [[queue]]
 name = "spool"
 type = "directory"
 path = "{os.path.join(tmp, 'spool')}"
+
+[[backup]]
+name = "orthanc-db-dump"
+path = "{os.path.join(tmp, 'backup')}"
+pattern = "*.sql.gz"
 """)
         stack.start("agent", [a.agent, f"--config.file={agent_cfg}",
                               f"--web.listen-address=127.0.0.1:{ports['agent']}", "--log.level=info"])
@@ -431,7 +449,7 @@ path = "{os.path.join(tmp, 'spool')}"
         # --- Prometheus: the shipped rules, unchanged ----------------------------------
         rules = [os.path.join(REPO, "alerts", r) for r in
                  ("pacs-agent.rules.yml", "pacs-recording.rules.yml", "pacs-capacity.rules.yml",
-                  "pacs-expectations.rules.yml")]
+                  "pacs-expectations.rules.yml", "pacs-backup.rules.yml")]
         with open(os.path.join(tmp, "prometheus.yml"), "w") as f:
             f.write(f"""global:
   scrape_interval: {scrape_iv}

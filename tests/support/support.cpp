@@ -425,17 +425,18 @@ std::string Orthanc::log() const {
   return ss.str();
 }
 
-fs::path make_dicom_file(const fs::path& out, const std::string& patient_name, const std::string& patient_id,
-                         const std::string& study_date, const std::string& modality) {
+fs::path make_dicom_file(const fs::path& out, const DicomFileSpec& spec) {
   std::ostringstream d;
   d << "(0008,0016) UI =SecondaryCaptureImageStorage\n"
-    << "(0008,0020) DA [" << study_date << "]\n"
-    << "(0008,0030) TM [101010]\n"
-    << "(0008,0050) SH [ACC" << patient_id << "]\n"
-    << "(0008,0060) CS [" << modality << "]\n"
-    << "(0010,0010) PN [" << patient_name << "]\n"
-    << "(0010,0020) LO [" << patient_id << "]\n"
-    << "(0020,0010) SH [1]\n(0020,0011) IS [1]\n(0020,0013) IS [1]\n"
+    << "(0008,0020) DA [" << spec.study_date << "]\n"
+    << "(0008,0030) TM [" << spec.study_time << "]\n"
+    << "(0008,0050) SH [ACC" << spec.patient_id << "]\n"
+    << "(0008,0060) CS [" << spec.modality << "]\n"
+    << "(0010,0010) PN [" << spec.patient_name << "]\n"
+    << "(0010,0020) LO [" << spec.patient_id << "]\n";
+  if (!spec.study_uid.empty()) d << "(0020,000d) UI [" << spec.study_uid << "]\n";
+  if (!spec.series_uid.empty()) d << "(0020,000e) UI [" << spec.series_uid << "]\n";
+  d << "(0020,0010) SH [1]\n(0020,0011) IS [1]\n(0020,0013) IS [" << spec.instance_number << "]\n"
     << "(0028,0002) US 1\n(0028,0004) CS [MONOCHROME2]\n(0028,0010) US 8\n(0028,0011) US 8\n"
     << "(0028,0100) US 8\n(0028,0101) US 8\n(0028,0102) US 7\n(0028,0103) US 0\n"
     << "(7fe0,0010) OB ";
@@ -445,10 +446,21 @@ fs::path make_dicom_file(const fs::path& out, const std::string& patient_name, c
   dump += ".dump";
   std::ofstream(dump) << d.str();
   std::string output;
+  // +Ug generates only the UIDs the dump does not set.
   int rc = run_command({"dump2dcm", "+Ug", "+te", dump.string(), out.string()}, &output);
   fs::remove(dump);
   if (rc != 0) throw std::runtime_error("dump2dcm failed: " + output);
   return out;
+}
+
+fs::path make_dicom_file(const fs::path& out, const std::string& patient_name, const std::string& patient_id,
+                         const std::string& study_date, const std::string& modality) {
+  DicomFileSpec spec;
+  spec.patient_name = patient_name;
+  spec.patient_id = patient_id;
+  spec.study_date = study_date;
+  spec.modality = modality;
+  return make_dicom_file(out, spec);
 }
 
 }  // namespace pacs::test

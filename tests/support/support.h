@@ -141,6 +141,22 @@ std::filesystem::path make_dicom_file(const std::filesystem::path& out, const st
                                       const std::string& patient_id, const std::string& study_date,
                                       const std::string& modality = "OT");
 
+// The same with every attribute a test may need to choose: a study with
+// several series (same study_uid, different series_uid/modality) or several
+// instances, a study time for "newest study" arithmetic. Empty UIDs are
+// generated fresh; an empty modality leaves Modality empty (a real case).
+struct DicomFileSpec {
+  std::string patient_name = "TEST^PATIENT";
+  std::string patient_id = "TEST-ID";
+  std::string study_date;        // YYYYMMDD
+  std::string study_time = "101010";
+  std::string modality = "OT";
+  std::string study_uid;         // "" = fresh
+  std::string series_uid;        // "" = fresh
+  int instance_number = 1;
+};
+std::filesystem::path make_dicom_file(const std::filesystem::path& out, const DicomFileSpec& spec);
+
 // The built agent: $PACS_AGENT_BINARY (set by ctest), else build/pacs-agent.
 inline std::string agent_binary() {
   const char* b = std::getenv("PACS_AGENT_BINARY");

@@ -1,10 +1,11 @@
 // Golden fixture of the dicom kind (tests/support/golden.h): a real Orthanc
 // speaking DICOM-TLS with its worklist plugin and one study dated today
 // (echo, find and worklist succeed; every phase, the DIMSE status, matches,
-// worklist items and the peer certificate's expiry are exported), and
-// storescp --refuse (the A-ASSOCIATE-RJ gauges); and a plain Orthanc for the
-// image round trip (store with REST cleanup, retrieve by C-MOVE to the
-// agent's SCP, storage commitment with the report on a new association).
+// also per modality with the newest study's age, worklist items and the peer
+// certificate's expiry are exported), and storescp --refuse (the
+// A-ASSOCIATE-RJ gauges); and a plain Orthanc for the image round trip
+// (store with REST cleanup, retrieve by C-MOVE to the agent's SCP, storage
+// commitment with the report on a new association).
 #include <ctime>
 #include <filesystem>
 #include <memory>
@@ -90,6 +91,11 @@ class DicomGolden : public GoldenFixture {
            "  [dicom.commit]\n  listen_address = " + scp + "\n"
            "[[dicom]]\nname = \"dicom-tls\"\nhost = \"127.0.0.1\"\nport = " + std::to_string(orthanc_->dicom_port()) +
            "\ncalled_ae_title = \"ORTHANC\"\nchecks = [\"echo\", \"find\", \"worklist\"]\n"
+           "  [dicom.tls]\n  ca_file = \"" + d("dicom-ca.crt") + "\"\n\n"
+           // Matches per modality and the newest study's age (group_by).
+           "[[dicom]]\nname = \"dicom-grouped\"\nhost = \"127.0.0.1\"\nport = " +
+           std::to_string(orthanc_->dicom_port()) + "\ncalled_ae_title = \"ORTHANC\"\nchecks = [\"find\"]\n"
+           "  [dicom.find]\n  group_by = \"ModalitiesInStudy\"\n"
            "  [dicom.tls]\n  ca_file = \"" + d("dicom-ca.crt") + "\"\n\n"
            "[[dicom]]\nname = \"dicom-refused\"\nhost = \"127.0.0.1\"\nport = " + std::to_string(refuse_port) +
            "\ncalled_ae_title = \"ANY\"\nchecks = [\"echo\"]\n";

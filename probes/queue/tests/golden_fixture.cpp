@@ -1,5 +1,6 @@
 // Golden fixture of the queue kind (tests/support/golden.h): a spool folder
-// with a file, a real Orthanc (jobs and /statistics), and loopback servers
+// with a file, a real Orthanc (jobs, /statistics, ingest counters with their
+// state file in the fixture's folder), and loopback servers
 // answering as dcm4chee-arc's queue API and a JSON endpoint do.
 #include <memory>
 #include <stdexcept>
@@ -20,6 +21,7 @@ class QueueGolden : public GoldenFixture {
     json_ = std::make_unique<LoopbackHttpServer>([](const LoopbackRequest&) { return LoopbackReply::json(R"({"depth":5})"); });
     return "[[queue]]\nname = \"queue-spool\"\ntype = \"directory\"\npath = \"" + (dir / "queue-spool").string() +
            "\"\n\n[[queue]]\nname = \"queue-orthanc\"\ntype = \"orthanc\"\nurl = \"" + orthanc_->url() +
+           "\"\nstate_file = \"" + (dir / "queue-orthanc.orthanc-changes.json").string() +
            "\"\n\n[[queue]]\nname = \"queue-dcm4chee\"\ntype = \"dcm4chee\"\nurl = \"" +
            dcm4chee_->url("/dcm4chee-arc") + "\"\nqueues = [\"Export1\"]\n\n"
            "[[queue]]\nname = \"queue-json\"\ntype = \"http_json\"\nurl = \"" + json_->url("/status") +
