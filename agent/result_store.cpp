@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <string_view>
 #include <tuple>
 
 #include "agent/probe_metrics.h"
@@ -10,15 +11,28 @@ namespace pacs {
 
 namespace pm = prometheus;
 namespace M = probe_metrics;
+namespace X = exposition;
 
 namespace {
 double unix_seconds(std::chrono::system_clock::time_point t) {
   return std::chrono::duration<double>(t.time_since_epoch()).count();
 }
+
+const char* type_name(pm::MetricType t) {
+  switch (t) {
+    case pm::MetricType::Counter: return "counter";
+    case pm::MetricType::Histogram: return "histogram";
+    default: return "gauge";
+  }
+}
 }  // namespace
 
 const std::vector<double>& ResultStore::buckets() {
-  static const std::vector<double> b = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+  // 1 s: PacsDicomEchoSlow (p90 > 1 s) is exact at a bucket bound. 0.5 s:
+  // the fleet overview's orange threshold. Below, enough resolution for LAN
+  // (10 ms) and WAN (50-250 ms) round trips; above, up to the default 10 s
+  // timeout (longer runs count in +Inf, where a quantile reads 10 s).
+  static const std::vector<double> b = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
   return b;
 }
 
@@ -42,14 +56,24 @@ void ResultStore::set_probes(const std::vector<ProbeSpec>& specs) {
       for (Reason r : spec.reasons) e.failures_by_reason[r] = 0;
       e.failures_by_reason[Reason::internal] = 0;  // any probe can throw
       e.bucket_counts.assign(buckets().size(), 0);
+      e.labels = "probe=\"";
+      X::append_label_value(e.labels, spec.probe);
+      e.labels += "\",target=\"";
+      X::append_label_value(e.labels, spec.target);
+      e.labels += '"';
       next.emplace(k, std::move(e));
     }
-    next.at(k).status.interval = spec.interval;
-    next.at(k).status.timeout = spec.timeout;
+    Entry& e = next.at(k);
+    e.status.interval = spec.interval;
+    e.status.timeout = spec.timeout;
+    render(e);
     order.push_back(k);
   }
   entries_ = std::move(next);
   order_ = std::move(order);
+  ordered_.clear();
+  for (const auto& k : order_) ordered_.push_back(&entries_.at(k));
+  ++generation_;
 }
 
 ResultStore::Entry* ResultStore::find(const ProbeSpec& spec) {
@@ -84,19 +108,173 @@ void ResultStore::record(const ProbeSpec& spec, const RunOutcome& outcome) {
   if (idx < e->bucket_counts.size()) ++e->bucket_counts[idx];  // beyond the last bucket: only +Inf
   e->duration_sum += outcome.seconds;
   e->samples = result.samples;
+  render(*e);
+  ++generation_;
 }
 
 void ResultStore::record_skip(const ProbeSpec& spec) {
   std::lock_guard lock(mu_);
-  if (Entry* e = find(spec)) ++e->status.skipped;
+  if (Entry* e = find(spec)) {
+    ++e->status.skipped;
+    render(*e);
+    ++generation_;
+  }
 }
 
 std::vector<ProbeStatus> ResultStore::snapshot() const {
   std::lock_guard lock(mu_);
   std::vector<ProbeStatus> out;
   out.reserve(order_.size());
-  for (const auto& k : order_) out.push_back(entries_.at(k).status);
+  for (const auto* e : ordered_) out.push_back(e->status);
   return out;
+}
+
+void ResultStore::render(Entry& e) {
+  const auto& st = e.status;
+  for (auto& l : e.lines) l.clear();
+  auto open = [&e](Fam f, std::string_view name) -> std::string& {
+    std::string& o = e.lines[f];
+    o += name;
+    o += '{';
+    o += e.labels;
+    return o;
+  };
+  auto gauge = [&](Fam f, const M::Family& fam, double v) {
+    std::string& o = open(f, fam.name);
+    o += "} ";
+    X::append_value(o, v);
+    o += '\n';
+  };
+  auto counter = [&](Fam f, const M::Family& fam, std::uint64_t v) {
+    std::string& o = open(f, fam.name);
+    o += "} ";
+    X::append_uint(o, v);
+    o += '\n';
+  };
+  gauge(kInterval, M::kInterval, std::chrono::duration<double>(st.interval).count());
+  gauge(kTimeout, M::kTimeout, std::chrono::duration<double>(st.timeout).count());
+  counter(kRuns, M::kRuns, st.runs);
+  counter(kSkipped, M::kSkipped, st.skipped);
+  for (const auto& [reason, n] : e.failures_by_reason) {
+    std::string& o = open(kFails, M::kFailures.name);
+    o += ",reason=\"";
+    o += to_string(reason);
+    o += "\"} ";
+    X::append_uint(o, n);
+    o += '\n';
+  }
+  {
+    const std::string bucket = std::string(M::kRunDuration.name) + "_bucket";
+    std::uint64_t cum = 0;
+    for (size_t i = 0; i <= buckets().size(); ++i) {
+      std::string& o = open(kHist, bucket);
+      o += ",le=\"";
+      if (i < buckets().size()) {
+        cum += e.bucket_counts[i];
+        X::append_value(o, buckets()[i]);
+      } else {
+        cum = st.runs;
+        o += "+Inf";
+      }
+      o += "\"} ";
+      X::append_uint(o, cum);
+      o += '\n';
+    }
+    std::string& s = open(kHist, std::string(M::kRunDuration.name) + "_sum");
+    s += "} ";
+    X::append_value(s, e.duration_sum);
+    s += '\n';
+    std::string& c = open(kHist, std::string(M::kRunDuration.name) + "_count");
+    c += "} ";
+    X::append_uint(c, st.runs);
+    c += '\n';
+  }
+  e.own.clear();
+  if (!st.has_run) return;  // no result yet: no success/duration series
+  gauge(kSuccess, M::kSuccess, st.last.success ? 1 : 0);
+  gauge(kDuration, M::kDuration, st.last.duration_seconds);
+  gauge(kLastRun, M::kLastRun, unix_seconds(st.last.end));
+  if (st.last_success.time_since_epoch().count() != 0) gauge(kLastOk, M::kLastSuccess, unix_seconds(st.last_success));
+  for (const auto& s : e.samples) {
+    auto it = std::find_if(e.own.begin(), e.own.end(), [&](const OwnFamily& f) { return f.name == s.name; });
+    if (it == e.own.end()) it = e.own.insert(e.own.end(), {s.name, s.help, {}});
+    std::string& o = it->lines;
+    o += s.name;
+    o += '{';
+    o += e.labels;
+    for (const auto& [k, v] : s.labels) {
+      o += ',';
+      o += k;
+      o += "=\"";
+      X::append_label_value(o, v);
+      o += '"';
+    }
+    o += "} ";
+    X::append_value(o, s.value);
+    o += '\n';
+  }
+  std::sort(e.own.begin(), e.own.end(), [](const OwnFamily& a, const OwnFamily& b) { return a.name < b.name; });
+}
+
+std::shared_ptr<const std::string> ResultStore::text_locked() const {
+  if (text_ && text_generation_ == generation_) return text_;
+  static constexpr std::array<const M::Family*, kFams> kFamilies = {
+      &M::kSuccess, &M::kDuration, &M::kRunDuration, &M::kLastRun, &M::kLastSuccess,
+      &M::kRuns,    &M::kFailures, &M::kSkipped,     &M::kInterval, &M::kTimeout};
+  auto out = std::make_shared<std::string>();
+  out->reserve(text_ ? text_->size() + text_->size() / 8 : 4096);
+  for (size_t f = 0; f < kFams; ++f) {
+    bool any = std::any_of(ordered_.begin(), ordered_.end(), [f](const Entry* e) { return !e->lines[f].empty(); });
+    if (!any) continue;  // e.g. no run has finished yet: HELP/TYPE alone would be noise
+    X::append_header(*out, kFamilies[f]->name, kFamilies[f]->help, type_name(kFamilies[f]->type));
+    for (const auto* e : ordered_) *out += e->lines[f];
+  }
+  // The probes' own families, by name; each family's lines in config order.
+  struct Own {
+    std::string_view help;
+    std::string lines;
+  };
+  std::map<std::string_view, Own> own;
+  for (const auto* e : ordered_) {
+    for (const auto& f : e->own) {
+      auto [it, fresh] = own.try_emplace(f.name);
+      if (fresh) it->second.help = f.help;
+      it->second.lines += f.lines;
+    }
+  }
+  for (const auto& [name, f] : own) {
+    X::append_header(*out, name, f.help, "gauge");
+    *out += f.lines;
+  }
+  text_ = std::move(out);
+  text_generation_ = generation_;
+  return text_;
+}
+
+std::shared_ptr<const std::string> ResultStore::text() const {
+  std::lock_guard lock(mu_);
+  return text_locked();
+}
+
+std::uint64_t ResultStore::generation() const {
+  std::lock_guard lock(mu_);
+  return generation_;
+}
+
+std::shared_ptr<const X::DeflatedPart> ResultStore::deflated() const {
+  std::lock_guard compress(deflate_mu_);
+  std::shared_ptr<const std::string> text;
+  std::uint64_t gen;
+  {
+    std::lock_guard lock(mu_);
+    text = text_locked();
+    gen = generation_;
+  }
+  if (deflated_ && deflated_generation_ == gen) return deflated_;
+  // Compressed outside mu_: probes recording results never wait for it.
+  deflated_ = std::make_shared<const X::DeflatedPart>(X::deflate_part(*text));
+  deflated_generation_ = gen;
+  return deflated_;
 }
 
 std::vector<pm::MetricFamily> ResultStore::Collect() const {
@@ -118,8 +296,8 @@ std::vector<pm::MetricFamily> ResultStore::Collect() const {
 
   {
     std::lock_guard lock(mu_);
-    for (const auto& k : order_) {
-      const Entry& e = entries_.at(k);
+    for (const auto* ep : ordered_) {
+      const Entry& e = *ep;
       const auto& st = e.status;
       auto add = [&](pm::MetricFamily& f, double v) {
         auto m = M::series(st.probe, st.target);

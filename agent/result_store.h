@@ -1,13 +1,26 @@
 // The latest result of every scheduled probe, its counters, latency
-// histogram and recent history, exposed as a prometheus::Collectable.
+// histogram and recent history, exposed as exposition text (for /metrics)
+// and as a prometheus::Collectable.
 //
-// Thread-safety: all methods may be called concurrently. A scrape (Collect)
-// holds the lock only while copying numbers: it never waits for a probe.
+// Scrape cost: results change only when a probe finishes, so each probe's
+// lines are rendered when its state changes (record, record_skip,
+// set_probes), not when it is scraped. text() joins them into one exposition
+// (each family contiguous, one HELP/TYPE) once per change and hands the same
+// immutable string to every scrape until the next change; deflated() does the
+// same for its gzip part (agent/exposition.h). A scrape of an unchanged store
+// costs a copy.
+//
+// Thread-safety: all methods may be called concurrently. Scrapes hold the
+// store's lock only to join already rendered lines (never while
+// compressing); they never wait for a probe.
 #pragma once
 
+#include <array>
 #include <chrono>
+#include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -15,6 +28,7 @@
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
 
+#include "agent/exposition.h"
 #include "agent/probe_runner.h"
 #include "probes/probe.h"
 
@@ -44,6 +58,8 @@ class ResultStore : public prometheus::Collectable {
  public:
   static constexpr size_t kRecentRuns = 10;
   static constexpr size_t kRecentFailures = 20;
+  // Upper bounds of pacs_probe_run_duration_seconds (see docs/metrics.md for
+  // which rule or panel needs each).
   static const std::vector<double>& buckets();
 
   // Makes the store track exactly these probes: new ones start with zeroed
@@ -59,7 +75,20 @@ class ResultStore : public prometheus::Collectable {
   std::vector<ProbeStatus> snapshot() const;
   std::vector<prometheus::MetricFamily> Collect() const override;
 
+  // The series Collect() describes, as Prometheus text exposition. The same
+  // string is returned until the store changes.
+  std::shared_ptr<const std::string> text() const;
+  // text(), deflated as one part for exposition::gzip_join(); cached the same way.
+  std::shared_ptr<const exposition::DeflatedPart> deflated() const;
+  // Bumped by every change that alters text().
+  std::uint64_t generation() const;
+
  private:
+  // The framework's families, in exposition order.
+  enum Fam : size_t { kSuccess, kDuration, kHist, kLastRun, kLastOk, kRuns, kFails, kSkipped, kInterval, kTimeout, kFams };
+  struct OwnFamily {  // one metric name of the probe's own samples
+    std::string name, help, lines;
+  };
   struct Entry {
     ProbeStatus status;
     ProbeSpec spec;  // identity (same_probe) and reasons; `make` is not used
@@ -67,13 +96,27 @@ class ResultStore : public prometheus::Collectable {
     std::vector<std::uint64_t> bucket_counts;  // per bucket (not cumulative)
     double duration_sum = 0;
     std::vector<Sample> samples;
+    // Rendered exposition lines, refreshed by render() on every change.
+    std::string labels;  // probe="...",target="..."
+    std::array<std::string, kFams> lines;
+    std::vector<OwnFamily> own;  // sorted by name
   };
   using Key = std::pair<std::string, std::string>;  // probe, target
   Entry* find(const ProbeSpec& spec);  // null unless same_probe() as the tracked one
+  static void render(Entry& e);
+  std::shared_ptr<const std::string> text_locked() const;  // mu_ held
 
   mutable std::mutex mu_;
   std::map<Key, Entry> entries_;
   std::vector<Key> order_;  // config order, for stable output
+  std::vector<Entry*> ordered_;  // entries_ in order_ (map nodes are stable)
+  std::uint64_t generation_ = 0;
+  mutable std::shared_ptr<const std::string> text_;  // joined at text_generation_
+  mutable std::uint64_t text_generation_ = ~std::uint64_t{0};
+
+  mutable std::mutex deflate_mu_;  // one compressor at a time; never held with mu_ waiting on it
+  mutable std::shared_ptr<const exposition::DeflatedPart> deflated_;
+  mutable std::uint64_t deflated_generation_ = ~std::uint64_t{0};
 };
 
 }  // namespace pacs

@@ -11,3 +11,5 @@ add_dependencies(dicom_e2e_test pacs-agent)
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 add_test(NAME docs_configuration_fresh COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/scripts/gen-config-docs --check)
 set_tests_properties(docs_configuration_fresh PROPERTIES LABELS unit)
+# Scale: cached /metrics rendering and gzip parts.
+pacs_add_test(NAME exposition_test SOURCES unit/exposition_test.cpp LIBS pacs_agent_lib ZLIB::ZLIB LABELS unit)
