@@ -11,5 +11,6 @@ add_dependencies(dicom_e2e_test pacs-agent)
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 add_test(NAME docs_configuration_fresh COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/scripts/gen-config-docs --check)
 set_tests_properties(docs_configuration_fresh PROPERTIES LABELS unit)
-# Scale: cached /metrics rendering and gzip parts.
+# Scale: cached /metrics rendering and gzip parts, [agent] include.
 pacs_add_test(NAME exposition_test SOURCES unit/exposition_test.cpp LIBS pacs_agent_lib ZLIB::ZLIB LABELS unit)
+pacs_add_test(NAME config_include_test SOURCES unit/config_include_test.cpp LIBS pacs_agent_lib LABELS unit)
