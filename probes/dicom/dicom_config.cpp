@@ -1,6 +1,7 @@
 // [[dicom]] table -> one ProbeSpec per check (dicom_echo, dicom_find,
 // dicom_worklist), and the kind's descriptor. Every default lives here;
 // README.md lists them.
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -160,9 +161,14 @@ std::vector<ProbeSpec> parse_target(const ConfigTable& table, const TargetCommon
   o.worklist = read_worklist(table);
   o.tls = read_tls(table);
 
+  // An IPv4 address is never resolved, so it cannot fail with dns_failure:
+  // no zero counter for it (one series less per check).
+  std::vector<Reason> reasons = reasons_for(o.tls.has_value());
+  in_addr literal{};
+  if (::inet_pton(AF_INET, o.host.c_str(), &literal) == 1) std::erase(reasons, Reason::dns_failure);
   std::vector<ProbeSpec> specs;
   for (Check c : o.checks) {
-    specs.push_back(make_spec(kind(), to_string(c), common, table, reasons_for(o.tls.has_value()),
+    specs.push_back(make_spec(kind(), to_string(c), common, table, reasons,
                               [o, c] { return std::make_unique<DicomProbe>(o, c); }));
   }
   return specs;
