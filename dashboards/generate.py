@@ -132,6 +132,16 @@ def fleet():
           'pacs_agent_config_last_reload_successful{job=~"$job", instance=~"$instance"}', w=6, h=5,
           legend="{{instance}}", instant=True, mappings=OKFAIL, thresholds=RG,
           options={"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"]}})
+    p.add("timeseries", "Scheduling lag (p99)", "How late the agent starts probe runs against their due time "
+          "(99th percentile of pacs_agent_scheduling_lag_seconds). Near zero while the agent keeps up; it "
+          "climbs when every probe worker is busy (targets hanging until their timeout) or the node is short "
+          "of CPU (PacsAgentFallingBehind).", "s",
+          'histogram_quantile(0.99, sum by (job, instance, le) (rate(pacs_agent_scheduling_lag_seconds_bucket'
+          '{job=~"$job", instance=~"$instance"}[$__rate_interval])))', w=12, h=7, legend="{{instance}}", options=TS)
+    p.add("timeseries", "Probe runs in progress", "pacs_agent_probes_running per agent: runs holding a probe "
+          "worker now. Pinned at agent.max_concurrent_probes means the workers are saturated and runs wait.",
+          "none", 'pacs_agent_probes_running{job=~"$job", instance=~"$instance"}', w=12, h=7,
+          legend="{{instance}}", options=TS)
     p.row("Probes")
     p.add("state-timeline", "Probe status", "pacs_probe_success per node, check and target: green OK, red FAIL. "
           "Click a row to open the AE detail dashboard.", "none",
