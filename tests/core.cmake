@@ -11,6 +11,10 @@ add_dependencies(dicom_e2e_test pacs-agent)
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 add_test(NAME docs_configuration_fresh COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/scripts/gen-config-docs --check)
 set_tests_properties(docs_configuration_fresh PROPERTIES LABELS unit)
-# Scale: cached /metrics rendering and gzip parts, [agent] include.
+# Scale: cached /metrics rendering and gzip parts, [agent] include, the series budget.
 pacs_add_test(NAME exposition_test SOURCES unit/exposition_test.cpp LIBS pacs_agent_lib ZLIB::ZLIB LABELS unit)
 pacs_add_test(NAME config_include_test SOURCES unit/config_include_test.cpp LIBS pacs_agent_lib LABELS unit)
+pacs_add_test(NAME scale_e2e_test SOURCES e2e/scale_e2e_test.cpp LABELS e2e TIMEOUT 300)
+add_dependencies(scale_e2e_test pacs-agent)
+pacs_add_test(NAME series_budget_test SOURCES e2e/series_budget_test.cpp LABELS e2e TIMEOUT 300)
+add_dependencies(series_budget_test pacs-agent)
