@@ -231,20 +231,20 @@ std::shared_ptr<const std::string> ResultStore::text_locked() const {
   }
   // The probes' own families, by name; each family's lines in config order.
   struct Own {
-    std::string_view help;
-    std::string lines;
+    std::string_view help;  // the first probe's (every sample of a name has the same)
+    std::vector<const std::string*> lines;
   };
   std::map<std::string_view, Own> own;
   for (const auto* e : ordered_) {
     for (const auto& f : e->own) {
       auto [it, fresh] = own.try_emplace(f.name);
       if (fresh) it->second.help = f.help;
-      it->second.lines += f.lines;
+      it->second.lines.push_back(&f.lines);
     }
   }
   for (const auto& [name, f] : own) {
     X::append_header(*out, name, f.help, "gauge");
-    *out += f.lines;
+    for (const auto* l : f.lines) *out += *l;
   }
   text_ = std::move(out);
   text_generation_ = generation_;
