@@ -6,7 +6,9 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <memory>
 #include <stdexcept>
+#include <vector>
 
 namespace pacs::exposition {
 
@@ -55,17 +57,47 @@ void append_header(std::string& out, std::string_view name, std::string_view hel
   out += '\n';
 }
 
+namespace {
+// One raw-deflate compressor per thread and level, reset between parts
+// (deflateInit2 allocates ~256 KiB; a reset only clears the hash table).
+class Deflater {
+ public:
+  explicit Deflater(int level) : level_(level) {
+    // Raw deflate (negative window bits): no zlib/gzip framing, gzip_join adds it.
+    if (deflateInit2(&zs_, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+      throw std::runtime_error("deflateInit2 failed");
+    }
+  }
+  ~Deflater() { deflateEnd(&zs_); }
+  Deflater(const Deflater&) = delete;
+  Deflater& operator=(const Deflater&) = delete;
+  int level() const { return level_; }
+  z_stream& reset() {
+    deflateReset(&zs_);
+    return zs_;
+  }
+
+ private:
+  int level_;
+  z_stream zs_{};
+};
+
+z_stream& deflater(int level) {
+  thread_local std::vector<std::unique_ptr<Deflater>> per_level;
+  for (auto& d : per_level)
+    if (d->level() == level) return d->reset();
+  per_level.push_back(std::make_unique<Deflater>(level));
+  return per_level.back()->reset();
+}
+}  // namespace
+
 DeflatedPart deflate_part(std::string_view text, int level) {
   DeflatedPart p;
   p.size = text.size();
   p.crc = static_cast<std::uint32_t>(
       crc32(0, reinterpret_cast<const Bytef*>(text.data()), static_cast<uInt>(text.size())));
   if (text.empty()) return p;  // contributes nothing; a sync marker would be harmless but useless
-  z_stream zs{};
-  // Raw deflate (negative window bits): no zlib/gzip framing, gzip_join adds it.
-  if (deflateInit2(&zs, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-    throw std::runtime_error("deflateInit2 failed");
-  }
+  z_stream& zs = deflater(level);
   // deflateBound assumes Z_FINISH; a sync flush adds at most an empty stored block.
   p.bytes.resize(deflateBound(&zs, static_cast<uLong>(text.size())) + 16);
   zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
@@ -81,10 +113,15 @@ DeflatedPart deflate_part(std::string_view text, int level) {
     if (rc != Z_OK || (zs.avail_in == 0 && zs.avail_out != 0)) break;
     p.bytes.resize(p.bytes.size() * 2);
   }
-  deflateEnd(&zs);
   if (rc != Z_OK) throw std::runtime_error("deflate failed");
   p.bytes.resize(produced);
   return p;
+}
+
+void append_part(DeflatedPart& into, const DeflatedPart& part) {
+  into.bytes += part.bytes;
+  into.crc = static_cast<std::uint32_t>(crc32_combine(into.crc, part.crc, static_cast<z_off_t>(part.size)));
+  into.size += part.size;
 }
 
 std::string gzip_join(std::initializer_list<const DeflatedPart*> parts) {

@@ -223,30 +223,48 @@ std::shared_ptr<const std::string> ResultStore::text_locked() const {
       &M::kRuns,    &M::kFailures, &M::kSkipped,     &M::kInterval, &M::kTimeout};
   auto out = std::make_shared<std::string>();
   out->reserve(text_ ? text_->size() + text_->size() / 8 : 4096);
+  std::vector<Chunk> chunks;
+  // Appends one family: its header, then its lines (of probe `index` each)
+  // cut into chunks of kChunkProbes probes.
+  auto family = [&](std::string_view name, std::string_view help, const char* type,
+                    const std::vector<std::pair<size_t, const std::string*>>& lines) {
+    size_t start = out->size();
+    X::append_header(*out, name, help, type);
+    chunks.push_back({std::string(name) + "#", start, out->size()});
+    size_t group = ~size_t{0};
+    for (const auto& [index, text] : lines) {
+      if (index / kChunkProbes != group) {
+        group = index / kChunkProbes;
+        chunks.push_back({std::string(name) + "#" + std::to_string(group), out->size(), out->size()});
+      }
+      *out += *text;
+      chunks.back().end = out->size();
+    }
+  };
+  std::vector<std::pair<size_t, const std::string*>> lines;
   for (size_t f = 0; f < kFams; ++f) {
-    bool any = std::any_of(ordered_.begin(), ordered_.end(), [f](const Entry* e) { return !e->lines[f].empty(); });
-    if (!any) continue;  // e.g. no run has finished yet: HELP/TYPE alone would be noise
-    X::append_header(*out, kFamilies[f]->name, kFamilies[f]->help, type_name(kFamilies[f]->type));
-    for (const auto* e : ordered_) *out += e->lines[f];
+    lines.clear();
+    for (size_t i = 0; i < ordered_.size(); ++i)
+      if (!ordered_[i]->lines[f].empty()) lines.emplace_back(i, &ordered_[i]->lines[f]);
+    if (lines.empty()) continue;  // e.g. no run has finished yet: HELP/TYPE alone would be noise
+    family(kFamilies[f]->name, kFamilies[f]->help, type_name(kFamilies[f]->type), lines);
   }
   // The probes' own families, by name; each family's lines in config order.
   struct Own {
     std::string_view help;  // the first probe's (every sample of a name has the same)
-    std::vector<const std::string*> lines;
+    std::vector<std::pair<size_t, const std::string*>> lines;
   };
   std::map<std::string_view, Own> own;
-  for (const auto* e : ordered_) {
-    for (const auto& f : e->own) {
+  for (size_t i = 0; i < ordered_.size(); ++i) {
+    for (const auto& f : ordered_[i]->own) {
       auto [it, fresh] = own.try_emplace(f.name);
       if (fresh) it->second.help = f.help;
-      it->second.lines.push_back(&f.lines);
+      it->second.lines.emplace_back(i, &f.lines);
     }
   }
-  for (const auto& [name, f] : own) {
-    X::append_header(*out, name, f.help, "gauge");
-    for (const auto* l : f.lines) *out += *l;
-  }
+  for (const auto& [name, f] : own) family(name, f.help, "gauge", f.lines);
   text_ = std::move(out);
+  text_chunks_ = std::move(chunks);
   text_generation_ = generation_;
   return text_;
 }
@@ -264,15 +282,37 @@ std::uint64_t ResultStore::generation() const {
 std::shared_ptr<const X::DeflatedPart> ResultStore::deflated() const {
   std::lock_guard compress(deflate_mu_);
   std::shared_ptr<const std::string> text;
+  std::vector<Chunk> chunks;
   std::uint64_t gen;
   {
     std::lock_guard lock(mu_);
     text = text_locked();
     gen = generation_;
+    if (deflated_ && deflated_generation_ == gen) return deflated_;
+    chunks = text_chunks_;
   }
-  if (deflated_ && deflated_generation_ == gen) return deflated_;
-  // Compressed outside mu_: probes recording results never wait for it.
-  deflated_ = std::make_shared<const X::DeflatedPart>(X::deflate_part(*text));
+  // Compressed outside mu_: probes recording results never wait for it. A
+  // chunk whose text is unchanged since the last call keeps its bytes.
+  auto out = std::make_shared<X::DeflatedPart>();
+  std::map<std::string, Deflated> next;
+  for (auto& c : chunks) {
+    std::string_view now(text->data() + c.begin, c.end - c.begin);
+    auto old = deflated_chunks_.find(c.key);
+    Deflated d;
+    if (old != deflated_chunks_.end() && old->second.size == now.size() &&
+        std::string_view(deflated_text_->data() + old->second.begin, old->second.size) == now) {
+      d.part = std::move(old->second.part);
+    } else {
+      d.part = X::deflate_part(now);
+    }
+    d.begin = c.begin;
+    d.size = now.size();
+    X::append_part(*out, d.part);
+    next.emplace(std::move(c.key), std::move(d));
+  }
+  deflated_chunks_ = std::move(next);
+  deflated_text_ = text;
+  deflated_ = std::move(out);
   deflated_generation_ = gen;
   return deflated_;
 }

@@ -10,6 +10,13 @@
 // same for its gzip part (agent/exposition.h). A scrape of an unchanged store
 // costs a copy.
 //
+// deflated() compresses the text in chunks (one family's lines of up to
+// kChunkProbes probes) and keeps each chunk's deflated bytes while its text
+// stays byte for byte the same: the families that rarely change (interval,
+// timeout, zero failure counters, skipped runs, success) are not compressed
+// again when others probes' results arrive, which is about 40% of the text
+// of a DICOM target.
+//
 // Thread-safety: all methods may be called concurrently. Scrapes hold the
 // store's lock only to join already rendered lines (never while
 // compressing); they never wait for a probe.
@@ -56,6 +63,7 @@ struct ProbeStatus {
 
 class ResultStore : public prometheus::Collectable {
  public:
+  static constexpr size_t kChunkProbes = 128;
   static constexpr size_t kRecentRuns = 10;
   static constexpr size_t kRecentFailures = 20;
   // Upper bounds of pacs_probe_run_duration_seconds (see docs/metrics.md for
@@ -111,12 +119,26 @@ class ResultStore : public prometheus::Collectable {
   std::vector<Key> order_;  // config order, for stable output
   std::vector<Entry*> ordered_;  // entries_ in order_ (map nodes are stable)
   std::uint64_t generation_ = 0;
+  // A compression unit of text_: a family's HELP/TYPE, or its lines of one
+  // group of kChunkProbes probes. `key` names it across generations.
+  struct Chunk {
+    std::string key;
+    size_t begin = 0, end = 0;
+  };
   mutable std::shared_ptr<const std::string> text_;  // joined at text_generation_
+  mutable std::vector<Chunk> text_chunks_;           // text_ cut into chunks, in order
   mutable std::uint64_t text_generation_ = ~std::uint64_t{0};
 
-  mutable std::mutex deflate_mu_;  // one compressor at a time; never held with mu_ waiting on it
+  // deflated()'s state; deflate_mu_ is taken before mu_, never while mu_ is held.
+  struct Deflated {
+    size_t begin = 0, size = 0;  // where the chunk's text is in deflated_text_
+    exposition::DeflatedPart part;
+  };
+  mutable std::mutex deflate_mu_;
   mutable std::shared_ptr<const exposition::DeflatedPart> deflated_;
   mutable std::uint64_t deflated_generation_ = ~std::uint64_t{0};
+  mutable std::shared_ptr<const std::string> deflated_text_;  // the text the chunks below came from
+  mutable std::map<std::string, Deflated> deflated_chunks_;
 };
 
 }  // namespace pacs

@@ -289,6 +289,47 @@ TEST(ResultStoreText, CachedUntilAChangeAndGzipMatches) {
   EXPECT_EQ(gunzip(X::gzip_join({empty.get(), &tail})), live);
 }
 
+TEST(ResultStoreText, ChunkedDeflateMatchesTheTextThroughChanges) {
+  // Several chunk groups; families that appear and vanish (reject details
+  // only after a failure); most chunks unchanged between two calls, so the
+  // reused deflated chunks and the fresh ones must join up exactly.
+  ResultStore store;
+  std::vector<ProbeSpec> specs;
+  for (size_t i = 0; i < 3 * ResultStore::kChunkProbes + 17; ++i) {
+    specs.push_back(spec(i % 3 ? "dicom_echo" : "filesystem", "t" + std::to_string(i),
+                         {Reason::connection_refused, Reason::association_rejected}));
+  }
+  store.set_probes(specs);
+  std::mt19937 rng(42);
+  auto empty = X::deflate_part("");
+  for (int round = 0; round < 40; ++round) {
+    for (int k = 0; k < (round % 5 == 0 ? 200 : 3); ++k) {
+      const auto& s = specs[rng() % specs.size()];
+      ProbeResult r;
+      switch (rng() % 3) {
+        case 0:
+          r = ProbeResult::ok();
+          r.add("pacs_dicom_phase_duration_seconds", "Phase time.", (rng() % 1000) / 1e4, {{"phase", "connect"}});
+          break;
+        case 1:
+          r = ProbeResult::fail(Reason::association_rejected, "rejected");
+          r.add("pacs_dicom_association_reject_reason", "Reject reason.", 7);
+          break;
+        default:
+          r = ProbeResult::fail(Reason::connection_refused, "refused");
+      }
+      store.record(s, {r, (rng() % 3000) / 1e3, std::chrono::system_clock::now()});
+    }
+    if (round % 7 == 3) store.record_skip(specs[rng() % specs.size()]);
+    if (round == 20) {  // a reload that drops a third of the probes
+      specs.erase(specs.begin() + 50, specs.begin() + 180);
+      store.set_probes(specs);
+    }
+    auto z = store.deflated();
+    ASSERT_EQ(gunzip(X::gzip_join({z.get(), &empty})), *store.text()) << "round " << round;
+  }
+}
+
 TEST(ResultStoreText, ConcurrentScrapesAndRecordsStayConsistent) {
   Filled f;
   std::atomic<bool> stop{false};
