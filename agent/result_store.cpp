@@ -131,9 +131,9 @@ std::vector<ProbeStatus> ResultStore::snapshot() const {
 
 void ResultStore::render(Entry& e) {
   const auto& st = e.status;
-  for (auto& l : e.lines) l.clear();
-  auto open = [&e](Fam f, std::string_view name) -> std::string& {
-    std::string& o = e.lines[f];
+  auto r = std::make_shared<Rendered>();
+  auto open = [&e, &r](Fam f, std::string_view name) -> std::string& {
+    std::string& o = r->lines[f];
     o += name;
     o += '{';
     o += e.labels;
@@ -189,15 +189,18 @@ void ResultStore::render(Entry& e) {
     X::append_uint(c, st.runs);
     c += '\n';
   }
-  e.own.clear();
-  if (!st.has_run) return;  // no result yet: no success/duration series
+  if (!st.has_run) {  // no result yet: no success/duration series
+    e.rendered = std::move(r);
+    return;
+  }
   gauge(kSuccess, M::kSuccess, st.last.success ? 1 : 0);
   gauge(kDuration, M::kDuration, st.last.duration_seconds);
   gauge(kLastRun, M::kLastRun, unix_seconds(st.last.end));
   if (st.last_success.time_since_epoch().count() != 0) gauge(kLastOk, M::kLastSuccess, unix_seconds(st.last_success));
+  auto& own = r->own;
   for (const auto& s : e.samples) {
-    auto it = std::find_if(e.own.begin(), e.own.end(), [&](const OwnFamily& f) { return f.name == s.name; });
-    if (it == e.own.end()) it = e.own.insert(e.own.end(), {s.name, s.help, {}});
+    auto it = std::find_if(own.begin(), own.end(), [&](const OwnFamily& f) { return f.name == s.name; });
+    if (it == own.end()) it = own.insert(own.end(), {s.name, s.help, {}});
     std::string& o = it->lines;
     o += s.name;
     o += '{';
@@ -213,39 +216,50 @@ void ResultStore::render(Entry& e) {
     X::append_value(o, s.value);
     o += '\n';
   }
-  std::sort(e.own.begin(), e.own.end(), [](const OwnFamily& a, const OwnFamily& b) { return a.name < b.name; });
+  std::sort(own.begin(), own.end(), [](const OwnFamily& a, const OwnFamily& b) { return a.name < b.name; });
+  e.rendered = std::move(r);
 }
 
-std::shared_ptr<const std::string> ResultStore::text_locked() const {
-  if (text_ && text_generation_ == generation_) return text_;
+ResultStore::Joined ResultStore::joined() const {
   static constexpr std::array<const M::Family*, kFams> kFamilies = {
       &M::kSuccess, &M::kDuration, &M::kRunDuration, &M::kLastRun, &M::kLastSuccess,
       &M::kRuns,    &M::kFailures, &M::kSkipped,     &M::kInterval, &M::kTimeout};
+  std::lock_guard join(join_mu_);
+  std::vector<std::shared_ptr<const Rendered>> probes;
+  std::uint64_t gen;
+  {
+    // Only references are taken under mu_: the lines themselves never change.
+    std::lock_guard lock(mu_);
+    if (joined_valid_ && joined_.generation == generation_) return joined_;
+    gen = generation_;
+    probes.reserve(ordered_.size());
+    for (const auto* e : ordered_) probes.push_back(e->rendered);
+  }
   auto out = std::make_shared<std::string>();
-  out->reserve(text_ ? text_->size() + text_->size() / 8 : 4096);
-  std::vector<Chunk> chunks;
+  out->reserve(joined_valid_ ? joined_.text->size() + joined_.text->size() / 8 : 4096);
+  auto chunks = std::make_shared<std::vector<Chunk>>();
   // Appends one family: its header, then its lines (of probe `index` each)
   // cut into chunks of kChunkProbes probes.
   auto family = [&](std::string_view name, std::string_view help, const char* type,
                     const std::vector<std::pair<size_t, const std::string*>>& lines) {
     size_t start = out->size();
     X::append_header(*out, name, help, type);
-    chunks.push_back({std::string(name) + "#", start, out->size()});
+    chunks->push_back({std::string(name) + "#", start, out->size()});
     size_t group = ~size_t{0};
     for (const auto& [index, text] : lines) {
       if (index / kChunkProbes != group) {
         group = index / kChunkProbes;
-        chunks.push_back({std::string(name) + "#" + std::to_string(group), out->size(), out->size()});
+        chunks->push_back({std::string(name) + "#" + std::to_string(group), out->size(), out->size()});
       }
       *out += *text;
-      chunks.back().end = out->size();
+      chunks->back().end = out->size();
     }
   };
   std::vector<std::pair<size_t, const std::string*>> lines;
   for (size_t f = 0; f < kFams; ++f) {
     lines.clear();
-    for (size_t i = 0; i < ordered_.size(); ++i)
-      if (!ordered_[i]->lines[f].empty()) lines.emplace_back(i, &ordered_[i]->lines[f]);
+    for (size_t i = 0; i < probes.size(); ++i)
+      if (!probes[i]->lines[f].empty()) lines.emplace_back(i, &probes[i]->lines[f]);
     if (lines.empty()) continue;  // e.g. no run has finished yet: HELP/TYPE alone would be noise
     family(kFamilies[f]->name, kFamilies[f]->help, type_name(kFamilies[f]->type), lines);
   }
@@ -255,24 +269,20 @@ std::shared_ptr<const std::string> ResultStore::text_locked() const {
     std::vector<std::pair<size_t, const std::string*>> lines;
   };
   std::map<std::string_view, Own> own;
-  for (size_t i = 0; i < ordered_.size(); ++i) {
-    for (const auto& f : ordered_[i]->own) {
+  for (size_t i = 0; i < probes.size(); ++i) {
+    for (const auto& f : probes[i]->own) {
       auto [it, fresh] = own.try_emplace(f.name);
       if (fresh) it->second.help = f.help;
       it->second.lines.emplace_back(i, &f.lines);
     }
   }
   for (const auto& [name, f] : own) family(name, f.help, "gauge", f.lines);
-  text_ = std::move(out);
-  text_chunks_ = std::move(chunks);
-  text_generation_ = generation_;
-  return text_;
+  joined_ = {std::move(out), std::move(chunks), gen};
+  joined_valid_ = true;
+  return joined_;
 }
 
-std::shared_ptr<const std::string> ResultStore::text() const {
-  std::lock_guard lock(mu_);
-  return text_locked();
-}
+std::shared_ptr<const std::string> ResultStore::text() const { return joined().text; }
 
 std::uint64_t ResultStore::generation() const {
   std::lock_guard lock(mu_);
@@ -281,21 +291,13 @@ std::uint64_t ResultStore::generation() const {
 
 std::shared_ptr<const X::DeflatedPart> ResultStore::deflated() const {
   std::lock_guard compress(deflate_mu_);
-  std::shared_ptr<const std::string> text;
-  std::vector<Chunk> chunks;
-  std::uint64_t gen;
-  {
-    std::lock_guard lock(mu_);
-    text = text_locked();
-    gen = generation_;
-    if (deflated_ && deflated_generation_ == gen) return deflated_;
-    chunks = text_chunks_;
-  }
-  // Compressed outside mu_: probes recording results never wait for it. A
-  // chunk whose text is unchanged since the last call keeps its bytes.
+  Joined j = joined();
+  if (deflated_ && deflated_generation_ == j.generation) return deflated_;
+  const std::shared_ptr<const std::string>& text = j.text;
+  // A chunk whose text is unchanged since the last call keeps its bytes.
   auto out = std::make_shared<X::DeflatedPart>();
   std::map<std::string, Deflated> next;
-  for (auto& c : chunks) {
+  for (const auto& c : *j.chunks) {
     std::string_view now(text->data() + c.begin, c.end - c.begin);
     auto old = deflated_chunks_.find(c.key);
     Deflated d;
@@ -308,12 +310,12 @@ std::shared_ptr<const X::DeflatedPart> ResultStore::deflated() const {
     d.begin = c.begin;
     d.size = now.size();
     X::append_part(*out, d.part);
-    next.emplace(std::move(c.key), std::move(d));
+    next.emplace(c.key, std::move(d));
   }
   deflated_chunks_ = std::move(next);
   deflated_text_ = text;
   deflated_ = std::move(out);
-  deflated_generation_ = gen;
+  deflated_generation_ = j.generation;
   return deflated_;
 }
 

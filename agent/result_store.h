@@ -17,9 +17,11 @@
 // again when others probes' results arrive, which is about 40% of the text
 // of a DICOM target.
 //
-// Thread-safety: all methods may be called concurrently. Scrapes hold the
-// store's lock only to join already rendered lines (never while
-// compressing); they never wait for a probe.
+// Thread-safety: all methods may be called concurrently. A probe's rendered
+// lines are immutable once made (a change makes new ones), so a scrape holds
+// the store's lock only to take a reference to each probe's lines, and joins
+// and compresses outside it: recording a result never waits for a scrape,
+// and a scrape never waits for a probe.
 #pragma once
 
 #include <array>
@@ -97,6 +99,11 @@ class ResultStore : public prometheus::Collectable {
   struct OwnFamily {  // one metric name of the probe's own samples
     std::string name, help, lines;
   };
+  // A probe's exposition lines; replaced, never modified, on every change.
+  struct Rendered {
+    std::array<std::string, kFams> lines;
+    std::vector<OwnFamily> own;  // sorted by name
+  };
   struct Entry {
     ProbeStatus status;
     ProbeSpec spec;  // identity (same_probe) and reasons; `make` is not used
@@ -104,32 +111,37 @@ class ResultStore : public prometheus::Collectable {
     std::vector<std::uint64_t> bucket_counts;  // per bucket (not cumulative)
     double duration_sum = 0;
     std::vector<Sample> samples;
-    // Rendered exposition lines, refreshed by render() on every change.
     std::string labels;  // probe="...",target="..."
-    std::array<std::string, kFams> lines;
-    std::vector<OwnFamily> own;  // sorted by name
+    std::shared_ptr<const Rendered> rendered;  // made by render() on every change
   };
   using Key = std::pair<std::string, std::string>;  // probe, target
   Entry* find(const ProbeSpec& spec);  // null unless same_probe() as the tracked one
   static void render(Entry& e);
-  std::shared_ptr<const std::string> text_locked() const;  // mu_ held
+  // A compression unit of the text: a family's HELP/TYPE, or its lines of one
+  // group of kChunkProbes probes. `key` names it across generations.
+  struct Chunk {
+    std::string key;
+    size_t begin = 0, end = 0;
+  };
+  struct Joined {
+    std::shared_ptr<const std::string> text;
+    std::shared_ptr<const std::vector<Chunk>> chunks;  // text cut into chunks, in order
+    std::uint64_t generation = 0;
+  };
+  Joined joined() const;
 
   mutable std::mutex mu_;
   std::map<Key, Entry> entries_;
   std::vector<Key> order_;  // config order, for stable output
   std::vector<Entry*> ordered_;  // entries_ in order_ (map nodes are stable)
   std::uint64_t generation_ = 0;
-  // A compression unit of text_: a family's HELP/TYPE, or its lines of one
-  // group of kChunkProbes probes. `key` names it across generations.
-  struct Chunk {
-    std::string key;
-    size_t begin = 0, end = 0;
-  };
-  mutable std::shared_ptr<const std::string> text_;  // joined at text_generation_
-  mutable std::vector<Chunk> text_chunks_;           // text_ cut into chunks, in order
-  mutable std::uint64_t text_generation_ = ~std::uint64_t{0};
 
-  // deflated()'s state; deflate_mu_ is taken before mu_, never while mu_ is held.
+  // Lock order: deflate_mu_, then join_mu_, then mu_.
+  mutable std::mutex join_mu_;  // one join at a time; guards joined_
+  mutable Joined joined_;
+  mutable bool joined_valid_ = false;
+
+  // deflated()'s state.
   struct Deflated {
     size_t begin = 0, size = 0;  // where the chunk's text is in deflated_text_
     exposition::DeflatedPart part;
