@@ -60,18 +60,22 @@ void append_header(std::string& out, std::string_view name, std::string_view hel
 namespace {
 // One raw-deflate compressor per thread and level, reset between parts
 // (deflateInit2 allocates ~256 KiB; a reset only clears the hash table).
+// Small texts (the live tail, HELP/TYPE pieces) get a 4 KiB window and a
+// small hash table: a reset clears 4 KiB instead of 64 KiB.
+constexpr size_t kSmall = 4096;
+
 class Deflater {
  public:
-  explicit Deflater(int level) : level_(level) {
+  Deflater(int level, bool small) : level_(level), small_(small) {
     // Raw deflate (negative window bits): no zlib/gzip framing, gzip_join adds it.
-    if (deflateInit2(&zs_, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    if (deflateInit2(&zs_, level, Z_DEFLATED, small ? -12 : -15, small ? 4 : 8, Z_DEFAULT_STRATEGY) != Z_OK) {
       throw std::runtime_error("deflateInit2 failed");
     }
   }
   ~Deflater() { deflateEnd(&zs_); }
   Deflater(const Deflater&) = delete;
   Deflater& operator=(const Deflater&) = delete;
-  int level() const { return level_; }
+  bool is(int level, bool small) const { return level_ == level && small_ == small; }
   z_stream& reset() {
     deflateReset(&zs_);
     return zs_;
@@ -79,15 +83,17 @@ class Deflater {
 
  private:
   int level_;
+  bool small_;
   z_stream zs_{};
 };
 
-z_stream& deflater(int level) {
-  thread_local std::vector<std::unique_ptr<Deflater>> per_level;
-  for (auto& d : per_level)
-    if (d->level() == level) return d->reset();
-  per_level.push_back(std::make_unique<Deflater>(level));
-  return per_level.back()->reset();
+z_stream& deflater(int level, size_t size) {
+  thread_local std::vector<std::unique_ptr<Deflater>> kept;
+  bool small = size <= kSmall;
+  for (auto& d : kept)
+    if (d->is(level, small)) return d->reset();
+  kept.push_back(std::make_unique<Deflater>(level, small));
+  return kept.back()->reset();
 }
 }  // namespace
 
@@ -97,7 +103,7 @@ DeflatedPart deflate_part(std::string_view text, int level) {
   p.crc = static_cast<std::uint32_t>(
       crc32(0, reinterpret_cast<const Bytef*>(text.data()), static_cast<uInt>(text.size())));
   if (text.empty()) return p;  // contributes nothing; a sync marker would be harmless but useless
-  z_stream& zs = deflater(level);
+  z_stream& zs = deflater(level, text.size());
   // deflateBound assumes Z_FINISH; a sync flush adds at most an empty stored block.
   p.bytes.resize(deflateBound(&zs, static_cast<uLong>(text.size())) + 16);
   zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));

@@ -220,39 +220,37 @@ void ResultStore::render(Entry& e) {
   e.rendered = std::move(r);
 }
 
-ResultStore::Joined ResultStore::joined() const {
+std::shared_ptr<const ResultStore::Layout> ResultStore::layout() const {
   static constexpr std::array<const M::Family*, kFams> kFamilies = {
       &M::kSuccess, &M::kDuration, &M::kRunDuration, &M::kLastRun, &M::kLastSuccess,
       &M::kRuns,    &M::kFailures, &M::kSkipped,     &M::kInterval, &M::kTimeout};
-  std::lock_guard join(join_mu_);
-  std::vector<std::shared_ptr<const Rendered>> probes;
-  std::uint64_t gen;
+  std::lock_guard guard(layout_mu_);
+  auto snap = std::make_shared<Layout>();
   {
-    // Only references are taken under mu_: the lines themselves never change.
+    // Only references are taken under mu_: rendered lines never change.
     std::lock_guard lock(mu_);
-    if (joined_valid_ && joined_.generation == generation_) return joined_;
-    gen = generation_;
-    probes.reserve(ordered_.size());
-    for (const auto* e : ordered_) probes.push_back(e->rendered);
+    if (layout_ && layout_->generation == generation_) return layout_;
+    snap->generation = generation_;
+    snap->probes.reserve(ordered_.size());
+    for (const auto* e : ordered_) snap->probes.push_back(e->rendered);
   }
-  auto out = std::make_shared<std::string>();
-  out->reserve(joined_valid_ ? joined_.text->size() + joined_.text->size() / 8 : 4096);
-  auto chunks = std::make_shared<std::vector<Chunk>>();
-  // Appends one family: its header, then its lines (of probe `index` each)
-  // cut into chunks of kChunkProbes probes.
-  auto family = [&](std::string_view name, std::string_view help, const char* type,
-                    const std::vector<std::pair<size_t, const std::string*>>& lines) {
-    size_t start = out->size();
-    X::append_header(*out, name, help, type);
-    chunks->push_back({std::string(name) + "#", start, out->size()});
+  const auto& probes = snap->probes;
+  auto& pieces = snap->pieces;
+  // One family: its header, then its lines (of probe `index` each) in groups
+  // of kChunkProbes probes.
+  auto family = [&pieces](std::string_view name, std::string_view help, const char* type,
+                          const std::vector<std::pair<size_t, const std::string*>>& lines) {
+    Piece head;
+    head.key = std::string(name) + "#";
+    X::append_header(head.header, name, help, type);
+    pieces.push_back(std::move(head));
     size_t group = ~size_t{0};
     for (const auto& [index, text] : lines) {
       if (index / kChunkProbes != group) {
         group = index / kChunkProbes;
-        chunks->push_back({std::string(name) + "#" + std::to_string(group), out->size(), out->size()});
+        pieces.push_back({std::string(name) + "#" + std::to_string(group), {}, {}});
       }
-      *out += *text;
-      chunks->back().end = out->size();
+      pieces.back().lines.push_back(text);
     }
   };
   std::vector<std::pair<size_t, const std::string*>> lines;
@@ -277,12 +275,24 @@ ResultStore::Joined ResultStore::joined() const {
     }
   }
   for (const auto& [name, f] : own) family(name, f.help, "gauge", f.lines);
-  joined_ = {std::move(out), std::move(chunks), gen};
-  joined_valid_ = true;
-  return joined_;
+  layout_ = std::move(snap);
+  return layout_;
 }
 
-std::shared_ptr<const std::string> ResultStore::text() const { return joined().text; }
+std::shared_ptr<const std::string> ResultStore::text() const {
+  std::lock_guard guard(text_mu_);
+  auto snap = layout();
+  if (text_ && text_generation_ == snap->generation) return text_;
+  auto out = std::make_shared<std::string>();
+  out->reserve(text_ ? text_->size() + text_->size() / 8 : 4096);
+  for (const auto& p : snap->pieces) {
+    *out += p.header;
+    for (const auto* l : p.lines) *out += *l;
+  }
+  text_ = std::move(out);
+  text_generation_ = snap->generation;
+  return text_;
+}
 
 std::uint64_t ResultStore::generation() const {
   std::lock_guard lock(mu_);
@@ -290,32 +300,39 @@ std::uint64_t ResultStore::generation() const {
 }
 
 std::shared_ptr<const X::DeflatedPart> ResultStore::deflated() const {
-  std::lock_guard compress(deflate_mu_);
-  Joined j = joined();
-  if (deflated_ && deflated_generation_ == j.generation) return deflated_;
-  const std::shared_ptr<const std::string>& text = j.text;
-  // A chunk whose text is unchanged since the last call keeps its bytes.
+  std::lock_guard guard(deflate_mu_);
+  auto snap = layout();
+  if (deflated_ && deflated_generation_ == snap->generation) return deflated_;
+  // A piece whose lines are unchanged since the last call keeps its bytes
+  // (the same rendered string, or an equal one after its probe changed).
+  auto same = [](const Deflated& old, const Piece& now) {
+    if (old.header != now.header || old.lines.size() != now.lines.size()) return false;
+    for (size_t i = 0; i < now.lines.size(); ++i)
+      if (old.lines[i] != now.lines[i] && *old.lines[i] != *now.lines[i]) return false;
+    return true;
+  };
   auto out = std::make_shared<X::DeflatedPart>();
   std::map<std::string, Deflated> next;
-  for (const auto& c : *j.chunks) {
-    std::string_view now(text->data() + c.begin, c.end - c.begin);
-    auto old = deflated_chunks_.find(c.key);
+  std::string scratch;
+  for (const auto& p : snap->pieces) {
+    auto old = deflated_pieces_.find(p.key);
     Deflated d;
-    if (old != deflated_chunks_.end() && old->second.size == now.size() &&
-        std::string_view(deflated_text_->data() + old->second.begin, old->second.size) == now) {
+    if (old != deflated_pieces_.end() && same(old->second, p)) {
       d.part = std::move(old->second.part);
     } else {
-      d.part = X::deflate_part(now);
+      scratch = p.header;
+      for (const auto* l : p.lines) scratch += *l;
+      d.part = X::deflate_part(scratch);
     }
-    d.begin = c.begin;
-    d.size = now.size();
+    d.header = p.header;
+    d.lines = p.lines;
     X::append_part(*out, d.part);
-    next.emplace(c.key, std::move(d));
+    next.emplace(p.key, std::move(d));
   }
-  deflated_chunks_ = std::move(next);
-  deflated_text_ = text;
+  deflated_pieces_ = std::move(next);
+  deflated_layout_ = snap;  // keeps the lines the pieces point to
   deflated_ = std::move(out);
-  deflated_generation_ = j.generation;
+  deflated_generation_ = snap->generation;
   return deflated_;
 }
 

@@ -10,12 +10,12 @@
 // same for its gzip part (agent/exposition.h). A scrape of an unchanged store
 // costs a copy.
 //
-// deflated() compresses the text in chunks (one family's lines of up to
-// kChunkProbes probes) and keeps each chunk's deflated bytes while its text
-// stays byte for byte the same: the families that rarely change (interval,
-// timeout, zero failure counters, skipped runs, success) are not compressed
-// again when others probes' results arrive, which is about 40% of the text
-// of a DICOM target.
+// deflated() compresses the exposition in pieces (one family's lines of up
+// to kChunkProbes probes) and keeps a piece's deflated bytes while its lines
+// stay byte for byte the same: the families that rarely change (interval,
+// timeout, zero failure counters, skipped runs, success), about 40% of a
+// DICOM target's text, are not compressed again when other results arrive,
+// and a gzip scrape never needs the joined text.
 //
 // Thread-safety: all methods may be called concurrently. A probe's rendered
 // lines are immutable once made (a change makes new ones), so a scrape holds
@@ -117,18 +117,19 @@ class ResultStore : public prometheus::Collectable {
   using Key = std::pair<std::string, std::string>;  // probe, target
   Entry* find(const ProbeSpec& spec);  // null unless same_probe() as the tracked one
   static void render(Entry& e);
-  // A compression unit of the text: a family's HELP/TYPE, or its lines of one
-  // group of kChunkProbes probes. `key` names it across generations.
-  struct Chunk {
-    std::string key;
-    size_t begin = 0, end = 0;
+  // The exposition as pieces, in order: a family's HELP/TYPE, or its lines
+  // of one group of kChunkProbes probes (the unit deflated() compresses).
+  struct Piece {
+    std::string key;                        // names it across generations
+    std::string header;                     // HELP/TYPE pieces
+    std::vector<const std::string*> lines;  // group pieces: into `probes` below
   };
-  struct Joined {
-    std::shared_ptr<const std::string> text;
-    std::shared_ptr<const std::vector<Chunk>> chunks;  // text cut into chunks, in order
+  struct Layout {
+    std::vector<std::shared_ptr<const Rendered>> probes;  // keeps `lines` valid
+    std::vector<Piece> pieces;
     std::uint64_t generation = 0;
   };
-  Joined joined() const;
+  std::shared_ptr<const Layout> layout() const;
 
   mutable std::mutex mu_;
   std::map<Key, Entry> entries_;
@@ -136,21 +137,24 @@ class ResultStore : public prometheus::Collectable {
   std::vector<Entry*> ordered_;  // entries_ in order_ (map nodes are stable)
   std::uint64_t generation_ = 0;
 
-  // Lock order: deflate_mu_, then join_mu_, then mu_.
-  mutable std::mutex join_mu_;  // one join at a time; guards joined_
-  mutable Joined joined_;
-  mutable bool joined_valid_ = false;
+  // Lock order: deflate_mu_ or text_mu_, then layout_mu_, then mu_.
+  mutable std::mutex layout_mu_;  // guards layout_
+  mutable std::shared_ptr<const Layout> layout_;
 
-  // deflated()'s state.
-  struct Deflated {
-    size_t begin = 0, size = 0;  // where the chunk's text is in deflated_text_
+  mutable std::mutex text_mu_;  // guards text_, text_generation_
+  mutable std::shared_ptr<const std::string> text_;
+  mutable std::uint64_t text_generation_ = ~std::uint64_t{0};
+
+  struct Deflated {  // a piece as last compressed
+    std::string header;
+    std::vector<const std::string*> lines;  // into deflated_layout_
     exposition::DeflatedPart part;
   };
-  mutable std::mutex deflate_mu_;
+  mutable std::mutex deflate_mu_;  // guards the members below
   mutable std::shared_ptr<const exposition::DeflatedPart> deflated_;
   mutable std::uint64_t deflated_generation_ = ~std::uint64_t{0};
-  mutable std::shared_ptr<const std::string> deflated_text_;  // the text the chunks below came from
-  mutable std::map<std::string, Deflated> deflated_chunks_;
+  mutable std::shared_ptr<const Layout> deflated_layout_;
+  mutable std::map<std::string, Deflated> deflated_pieces_;
 };
 
 }  // namespace pacs
