@@ -238,7 +238,8 @@ def fleet():
 def ae():
     p = Panels()
     s = f'{SEL}, probe=~"dicom_.*"'
-    p.add("state-timeline", "DICOM probe status", "pacs_probe_success per DICOM check (echo, find, worklist).",
+    p.add("state-timeline", "DICOM probe status", "pacs_probe_success per DICOM check (echo, find, worklist, "
+          "store, retrieve, commit).",
           "none", f'pacs_probe_success{{{s}}}', w=24, h=6, legend="{{instance}} {{probe}} {{target}}",
           mappings=OKFAIL, thresholds=RG, options={"showValue": "never", "mergeValues": True})
     p.add("timeseries", "Phase latencies", "Time spent in each phase of the last run: connect (TCP), "
@@ -278,9 +279,32 @@ def ae():
           instant=True, thresholds=[{"color": "red", "value": None}, {"color": "orange", "value": 259200},
                                     {"color": "green", "value": 1209600}],
           options={"colorMode": "value", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"]}})
+    p.row("Image round trip (store, retrieve, commit)")
+    p.add("timeseries", "Store and findable time", "The canary round trip of the store check: C-STORE request "
+          "to response (pacs_dicom_store_seconds) and C-STORE response until C-FIND finds it "
+          "(pacs_dicom_store_findable_seconds; PacsDicomStoreFindableSlow warns above 10 s on average).", "s",
+          [(f'pacs_dicom_store_seconds{{{SEL}}}', "{{target}} C-STORE"),
+           (f'pacs_dicom_store_findable_seconds{{{SEL}}}', "{{target}} findable after")], w=12, h=8, options=TS)
+    p.add("timeseries", "Canary studies in the archive", "Studies of the agent's test patient left in the archive "
+          "after each store run (pacs_dicom_canary_studies): flat at 0 while the cleanup works; "
+          "PacsDicomCanaryStudiesPilingUp warns when they pile up. Cleanup success per check below 1 means the "
+          "last cleanup failed (retried by the next runs).", "none",
+          [(f'pacs_dicom_canary_studies{{{SEL}}}', "{{target}} canary studies"),
+           (f'pacs_dicom_canary_cleanup_success{{{SEL}}}', "{{target}} {{probe}} cleanup ok")], w=12, h=8,
+          options=TS)
+    p.add("timeseries", "Retrieve sub-operations", "C-GET/C-MOVE sub-operations of the retrieve check's last run by "
+          "result, as the archive reported them, and the instances that actually reached the agent "
+          "(pacs_dicom_retrieve_instances). Completed without instances: the archive sent them elsewhere.", "none",
+          [(f'pacs_dicom_retrieve_suboperations{{{SEL}}}', "{{target}} {{result}}"),
+           (f'pacs_dicom_retrieve_instances{{{SEL}}}', "{{target}} received")], w=12, h=8, options=TS)
+    p.add("timeseries", "Retrieve and commitment latency", "Request to first instance of the retrieve check "
+          "(pacs_dicom_retrieve_first_instance_seconds) and N-ACTION request to the storage commitment report "
+          "(pacs_dicom_commit_seconds).", "s",
+          [(f'pacs_dicom_retrieve_first_instance_seconds{{{SEL}}}', "{{target}} first instance"),
+           (f'pacs_dicom_commit_seconds{{{SEL}}}', "{{target}} commitment report")], w=12, h=8, options=TS)
     return dashboard("pacs-ae-detail", "PACS application entity detail",
-                     "One DICOM application entity: phase latencies, DIMSE status, rejects, C-FIND matches.",
-                     p, "dicom_.*")
+                     "One DICOM application entity: phase latencies, DIMSE status, rejects, C-FIND matches, "
+                     "the image round trip.", p, "dicom_.*")
 
 
 def storage():

@@ -2,7 +2,9 @@
 // speaking DICOM-TLS with its worklist plugin and one study dated today
 // (echo, find and worklist succeed; every phase, the DIMSE status, matches,
 // worklist items and the peer certificate's expiry are exported), and
-// storescp --refuse (the A-ASSOCIATE-RJ gauges).
+// storescp --refuse (the A-ASSOCIATE-RJ gauges); and a plain Orthanc for the
+// image round trip (store with REST cleanup, retrieve by C-MOVE to the
+// agent's SCP, storage commitment with the report on a new association).
 #include <ctime>
 #include <filesystem>
 #include <memory>
@@ -68,7 +70,25 @@ class DicomGolden : public GoldenFixture {
                                          dir / "dicom-storescp.log");
     if (!wait_for_port(refuse_port)) throw std::runtime_error("storescp did not listen");
 
-    return "[[dicom]]\nname = \"dicom-tls\"\nhost = \"127.0.0.1\"\nport = " + std::to_string(orthanc_->dicom_port()) +
+    // The image round trip: the agent's SCP on one port for move and commit
+    // (their runs take turns), known to Orthanc as PACS_AGENT.
+    const int scp_port = free_port();
+    Orthanc::Options img;
+    img.aet = "IMAGES";
+    img.modalities["agent"] = {"PACS_AGENT", "127.0.0.1", scp_port};
+    images_ = std::make_unique<Orthanc>(img);
+    if (!images_->start()) throw std::runtime_error("Orthanc (images) did not start: " + images_->log());
+    const std::string scp = "\"127.0.0.1\"\n  listen_port = " + std::to_string(scp_port) + "\n";
+
+    return "[[dicom]]\nname = \"dicom-images\"\nhost = \"127.0.0.1\"\nport = " +
+           std::to_string(images_->dicom_port()) +
+           "\ncalled_ae_title = \"IMAGES\"\ncalling_ae_title = \"PACS_AGENT\"\n"
+           "checks = [\"store\", \"retrieve\", \"commit\"]\ninterval = \"5s\"\ntimeout = \"4s\"\n"
+           "  [dicom.store]\n  uid_root = \"1.2.826.0.1.3680043.10.999\"\n"
+           "  cleanup = { type = \"orthanc\", url = \"" + images_->url() + "\" }\n"
+           "  [dicom.retrieve]\n  method = \"move\"\n  listen_address = " + scp +
+           "  [dicom.commit]\n  listen_address = " + scp + "\n"
+           "[[dicom]]\nname = \"dicom-tls\"\nhost = \"127.0.0.1\"\nport = " + std::to_string(orthanc_->dicom_port()) +
            "\ncalled_ae_title = \"ORTHANC\"\nchecks = [\"echo\", \"find\", \"worklist\"]\n"
            "  [dicom.tls]\n  ca_file = \"" + d("dicom-ca.crt") + "\"\n\n"
            "[[dicom]]\nname = \"dicom-refused\"\nhost = \"127.0.0.1\"\nport = " + std::to_string(refuse_port) +
@@ -76,7 +96,7 @@ class DicomGolden : public GoldenFixture {
   }
 
  private:
-  std::unique_ptr<Orthanc> orthanc_;
+  std::unique_ptr<Orthanc> orthanc_, images_;
   std::unique_ptr<Process> refuser_;
 };
 
