@@ -4,6 +4,7 @@
 
 #include <prometheus/text_serializer.h>
 
+#include "agent/exposition.h"
 #include "agent/process_metrics.h"
 #include "agent/status_page.h"
 #include "probes/registry.h"
@@ -60,11 +61,24 @@ Agent::Agent(Logger& log, AgentOptions opts, std::shared_ptr<const Config> initi
   reload_ok_.Add({}).Set(1);
   reload_ts_.Add({}).Set(now_unix());
 
-  router_.add("/metrics", "metrics", {"GET"}, [this](const HttpRequest&, Respond respond) {
+  router_.add("/metrics", "metrics", {"GET"}, [this](const HttpRequest& req, Respond respond) {
+    // The probe results come ready-made from the store (rendered and
+    // deflated once per change); only the few live lines are built now.
     HttpReply r;
     r.content_type = kMetricsContentType;
-    r.body = metrics_text();
-    r.compressible = true;
+    r.headers.push_back({"Vary", "Accept-Encoding"});
+    std::string live = live_metrics_text();
+    if (exposition::accepts_gzip(req.header("accept-encoding"))) {
+      auto results = store_.deflated();
+      auto tail = exposition::deflate_part(live);
+      r.body = exposition::gzip_join({results.get(), &tail});
+      r.headers.push_back({"Content-Encoding", "gzip"});
+    } else {
+      auto results = store_.text();
+      r.body.reserve(results->size() + live.size());
+      r.body = *results;
+      r.body += live;
+    }
     respond(std::move(r));
   });
   router_.add("/probe", "probe", {"GET"},
@@ -191,12 +205,14 @@ std::string Agent::reload() {
   return {};
 }
 
-std::string Agent::metrics_text() const {
-  auto fams = store_.Collect();
-  for (auto& f : registry_->Collect()) fams.push_back(std::move(f));
+std::string Agent::metrics_text() const { return *store_.text() + live_metrics_text(); }
+
+std::string Agent::live_metrics_text() const {
+  auto fams = registry_->Collect();
   pm::ClientMetric running;
   running.gauge.value = scheduler_ ? scheduler_->running() : 0;
   fams.push_back({"pacs_agent_probes_running", "Probe runs in progress.", pm::MetricType::Gauge, {running}});
+  if (scheduler_) fams.push_back(scheduler_->lag_family());
   for (auto& f : collect_process_metrics()) fams.push_back(std::move(f));
   std::ostringstream os;
   pm::TextSerializer().Serialize(os, fams);

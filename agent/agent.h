@@ -68,6 +68,9 @@ class Agent {
 
  private:
   void reload_loop();
+  // The part of /metrics built at every scrape: the agent's own registry,
+  // probes running, scheduling lag, process metrics.
+  std::string live_metrics_text() const;
 
   Logger& log_;
   AgentOptions opts_;

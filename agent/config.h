@@ -33,6 +33,9 @@ struct WebSettings {
 
 struct Config {
   std::string source;  // file path, or "<embedded default>"
+  // Files read through [agent] include, in the order their targets were added
+  // (after the main file's own targets).
+  std::vector<std::string> included_files;
   AgentSettings agent;
   WebSettings web;
   std::vector<ProbeSpec> probes;  // in file order
@@ -47,7 +50,10 @@ struct Config {
   const Target* find_target(std::string_view name) const;
 };
 
-// Throws ConfigError. `display_name` is used in messages (usually the path).
+// Throws ConfigError. `display_name` is used in messages (usually the path);
+// `[agent] include` patterns are relative to its directory. Included files
+// hold only target sections; their targets follow the main file's, and a
+// target name must be unique across all of them.
 std::shared_ptr<const Config> parse_config(std::string_view toml_text, const std::string& display_name);
 std::shared_ptr<const Config> load_config_file(const std::string& path);
 // The config the agent runs on without --config.file.

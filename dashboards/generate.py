@@ -181,6 +181,16 @@ def fleet():
           f'pacs_agent_config_last_reload_successful{{{AGENT_SEL}}}', w=6, h=5,
           legend="{{site}} {{instance}}", instant=True, mappings=OKFAIL, thresholds=RG,
           options={"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"]}})
+    p.add("timeseries", "Scheduling lag (p99)", "How late the agent starts probe runs against their due time "
+          "(99th percentile of pacs_agent_scheduling_lag_seconds). Near zero while the agent keeps up; it "
+          "climbs when every probe worker is busy (targets hanging until their timeout) or the node is short "
+          "of CPU (PacsAgentFallingBehind).", "s",
+          'histogram_quantile(0.99, sum by (site, job, instance, le) (rate(pacs_agent_scheduling_lag_seconds_bucket'
+          f'{{{AGENT_SEL}}}[$__rate_interval])))', w=12, h=7, legend="{{site}} {{instance}}", options=TS)
+    p.add("timeseries", "Probe runs in progress", "pacs_agent_probes_running per agent: runs holding a probe "
+          "worker now. Pinned at agent.max_concurrent_probes means the workers are saturated and runs wait.",
+          "none", f'pacs_agent_probes_running{{{AGENT_SEL}}}', w=12, h=7,
+          legend="{{site}} {{instance}}", options=TS)
     p.row("Probes")
     p.add("state-timeline", "Probe status", "pacs_probe_success per node, check and target: green OK, red FAIL. "
           "Click a row to open the AE detail dashboard.", "none",

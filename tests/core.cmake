@@ -22,3 +22,10 @@ file(GLOB PACS_GOLDEN_FIXTURES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/probes/*/
 pacs_add_test(NAME metrics_docs_test SOURCES e2e/metrics_docs_test.cpp ${PACS_GOLDEN_FIXTURES}
   LABELS e2e TIMEOUT 300)
 add_dependencies(metrics_docs_test pacs-agent)
+# Scale: cached /metrics rendering and gzip parts, [agent] include, the series budget.
+pacs_add_test(NAME exposition_test SOURCES unit/exposition_test.cpp LIBS pacs_agent_lib ZLIB::ZLIB LABELS unit)
+pacs_add_test(NAME config_include_test SOURCES unit/config_include_test.cpp LIBS pacs_agent_lib LABELS unit)
+pacs_add_test(NAME scale_e2e_test SOURCES e2e/scale_e2e_test.cpp LABELS e2e TIMEOUT 300)
+add_dependencies(scale_e2e_test pacs-agent)
+pacs_add_test(NAME series_budget_test SOURCES e2e/series_budget_test.cpp LABELS e2e TIMEOUT 300)
+add_dependencies(series_budget_test pacs-agent)

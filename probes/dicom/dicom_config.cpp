@@ -263,9 +263,15 @@ std::vector<ProbeSpec> parse_target(const ConfigTable& table, const TargetCommon
                       "DICOM-TLS; the archive would have to connect back in plain DICOM");
   }
 
+  // An IPv4 address is never resolved, so it cannot fail with dns_failure:
+  // no zero counter for it (one series less per check).
+  in_addr literal{};
+  const bool address = ::inet_pton(AF_INET, o.host.c_str(), &literal) == 1;
   std::vector<ProbeSpec> specs;
   for (Check c : o.checks) {
-    specs.push_back(make_spec(kind(), to_string(c), common, table, reasons_for(o, c),
+    std::vector<Reason> reasons = reasons_for(o, c);
+    if (address) std::erase(reasons, Reason::dns_failure);
+    specs.push_back(make_spec(kind(), to_string(c), common, table, std::move(reasons),
                               [o, c] { return std::make_unique<DicomProbe>(o, c); }));
   }
   return specs;

@@ -45,6 +45,8 @@ REQUIRE_DATA = [
     "pacs-fleet-overview:Agent scrape status",
     "pacs-fleet-overview:Agent versions",
     "pacs-fleet-overview:Config reload",
+    "pacs-fleet-overview:Scheduling lag (p99)",
+    "pacs-fleet-overview:Probe runs in progress",
     "pacs-fleet-overview:Probe status",
     "pacs-fleet-overview:Availability (5m)",
     "pacs-fleet-overview:Worst latencies (p90, 5m)",

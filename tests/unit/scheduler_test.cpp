@@ -3,6 +3,7 @@
 // isolation), never speed.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "agent/result_store.h"
@@ -211,6 +212,36 @@ TEST_F(SchedulerTest, StopJoinsAndNothingRunsAfterwards) {
   EXPECT_EQ(s->runs.load(), runs);
 }
 
+TEST_F(SchedulerTest, LagOfEveryRunIsObservedAndGrowsWhenNoWorkerIsFree) {
+  // One worker, held 600 ms at a time by a probe that ignores its deadline:
+  // the quick probe's runs wait in the queue for it, i.e. start late.
+  auto blocker = std::make_shared<FakeState>();
+  blocker->sleep = 600ms;
+  blocker->ignore_deadline = true;
+  auto quick = std::make_shared<FakeState>();
+  Scheduler sch(store, log, 1);
+  sch.apply({spec("blocker", blocker, 100ms, 100ms), spec("quick", quick, 50ms, 40ms)});
+  auto end = std::chrono::steady_clock::now() + 20s;
+  while ((blocker->runs < 2 || quick->runs < 3) && std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_for(20ms);
+  }
+  sch.stop();
+  auto lag = sch.lag();
+  // Every run that started was observed once.
+  EXPECT_EQ(lag.count, static_cast<std::uint64_t>(blocker->runs + quick->runs));
+  ASSERT_EQ(lag.buckets.size(), Scheduler::lag_buckets().size());
+  for (size_t i = 1; i < lag.buckets.size(); ++i) EXPECT_LE(lag.buckets[i - 1], lag.buckets[i]);
+  size_t le_250ms = static_cast<size_t>(std::find(Scheduler::lag_buckets().begin(), Scheduler::lag_buckets().end(), 0.25) -
+                                        Scheduler::lag_buckets().begin());
+  EXPECT_LT(lag.buckets.at(le_250ms), lag.count) << "no run waited for the busy worker";
+  EXPECT_GT(lag.sum, 0.25);
+  auto fam = sch.lag_family();
+  EXPECT_EQ(fam.name, "pacs_agent_scheduling_lag_seconds");
+  ASSERT_EQ(fam.metric.size(), 1u);
+  EXPECT_EQ(fam.metric[0].histogram.sample_count, lag.count);
+  EXPECT_EQ(fam.metric[0].histogram.bucket.size(), Scheduler::lag_buckets().size() + 1);
+}
+
 TEST(ResultStore, HistogramAndSamples) {
   ResultStore store;
   auto s = std::make_shared<FakeState>();
@@ -230,9 +261,12 @@ TEST(ResultStore, HistogramAndSamples) {
       const auto& h = f.metric.at(0).histogram;
       EXPECT_EQ(h.sample_count, 3u);
       EXPECT_DOUBLE_EQ(h.sample_sum, 99.703);
-      EXPECT_EQ(h.bucket.front().cumulative_count, 1u);  // le=0.005
-      EXPECT_EQ(h.bucket.at(6).cumulative_count, 1u);    // le=0.5
-      EXPECT_EQ(h.bucket.at(7).cumulative_count, 2u);    // le=1
+      EXPECT_EQ(h.bucket.front().upper_bound, 0.01);
+      EXPECT_EQ(h.bucket.front().cumulative_count, 1u);  // le=0.01
+      EXPECT_EQ(h.bucket.at(4).upper_bound, 0.5);
+      EXPECT_EQ(h.bucket.at(4).cumulative_count, 1u);    // le=0.5
+      EXPECT_EQ(h.bucket.at(5).upper_bound, 1.0);
+      EXPECT_EQ(h.bucket.at(5).cumulative_count, 2u);    // le=1
       EXPECT_EQ(h.bucket.back().cumulative_count, 3u);   // +Inf
     }
     if (f.name == "pacs_test_value") ADD_FAILURE() << "samples of a failed run must replace older ones";

@@ -43,6 +43,8 @@ TEST(DicomConfig, DefaultsGiveOneEchoProbe) {
   EXPECT_EQ(std::count(spec.reasons.begin(), spec.reasons.end(), Reason::tls_failure), 0);
   EXPECT_EQ(std::count(spec.reasons.begin(), spec.reasons.end(), Reason::association_rejected), 1);
   EXPECT_EQ(std::count(spec.reasons.begin(), spec.reasons.end(), Reason::io_error), 0);
+  // An address is never resolved: no dns_failure counter for it.
+  EXPECT_EQ(std::count(spec.reasons.begin(), spec.reasons.end(), Reason::dns_failure), 0);
 }
 
 TEST(DicomConfig, EveryCheckWithSettings) {
@@ -67,6 +69,7 @@ TEST(DicomConfig, EveryCheckWithSettings) {
     EXPECT_EQ(s.interval, std::chrono::seconds(15));
     EXPECT_EQ(s.timeout, std::chrono::seconds(5));
     EXPECT_EQ(std::count(s.reasons.begin(), s.reasons.end(), Reason::tls_failure), 1);
+    EXPECT_EQ(std::count(s.reasons.begin(), s.reasons.end(), Reason::dns_failure), 1);  // a host name
   }
   auto p = c->probes[1].make();
   const auto& o = as_dicom(p).options();
