@@ -4,13 +4,14 @@
 
 namespace pacs {
 
-Scheduler::Scheduler(ResultStore& store, Logger& log, int workers)
-    : store_(store), log_(log), pool_(workers), thread_([this] { loop(); }) {}
+Scheduler::Scheduler(ResultStore& store, Logger& log, int workers, TargetHistory* history)
+    : store_(store), history_(history), log_(log), pool_(workers), thread_([this] { loop(); }) {}
 
 Scheduler::~Scheduler() { stop(); }
 
 void Scheduler::apply(const std::vector<ProbeSpec>& specs) {
   store_.set_probes(specs);
+  if (history_) history_->set_probes(specs);
   std::lock_guard lock(mu_);
   std::vector<std::shared_ptr<Job>> next;
   auto now = Clock::now();
@@ -54,8 +55,11 @@ void Scheduler::dispatch(const std::shared_ptr<Job>& job) {
   job->busy = true;
   bool posted = pool_.post([this, job] {
     ++running_;
-    auto outcome = run_probe(*job->probe, job->spec, Clock::now() + job->spec.timeout, &stopping_, log_);
+    auto start = Clock::now();
+    auto transcript = history_ ? std::make_shared<Transcript>(start) : nullptr;
+    auto outcome = run_probe(*job->probe, job->spec, start + job->spec.timeout, &stopping_, log_, transcript.get());
     store_.record(job->spec, outcome);
+    if (history_) history_->record(job->spec, outcome, std::move(transcript));
     --running_;
     job->busy = false;
   }, [job] { job->busy = false; });

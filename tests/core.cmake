@@ -11,3 +11,5 @@ add_dependencies(dicom_e2e_test pacs-agent)
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 add_test(NAME docs_configuration_fresh COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/scripts/gen-config-docs --check)
 set_tests_properties(docs_configuration_fresh PROPERTIES LABELS unit)
+# /probe?debug=true transcripts, per-target history and pages, status page figures.
+pacs_add_test(NAME target_pages_test SOURCES unit/target_pages_test.cpp LIBS pacs_agent_lib LABELS integration TIMEOUT 180)
