@@ -30,8 +30,8 @@ std::string format_share(double part, double whole) {
 }
 
 // "pacs_dicom_find_first_response_seconds" (kind dicom) -> "find first response".
-std::string fallback_label(std::string_view kind, const Sample& s) {
-  std::string_view n = s.name;
+std::string fallback_label(std::string_view kind, const std::string& name) {
+  std::string_view n = name;
   if (n.substr(0, 5) == "pacs_") n.remove_prefix(5);
   if (!kind.empty() && n.size() > kind.size() && n.substr(0, kind.size()) == kind && n[kind.size()] == '_') {
     n.remove_prefix(kind.size() + 1);
@@ -45,10 +45,23 @@ std::string fallback_label(std::string_view kind, const Sample& s) {
   std::string out(n);
   for (auto& c : out)
     if (c == '_') c = ' ';
-  if (!s.labels.empty()) {
-    out += " (";
-    for (size_t i = 0; i < s.labels.size(); ++i) out += (i ? ", " : "") + s.labels[i].second;
-    out += ")";
+  return out;
+}
+
+// A kind without figures: one figure per metric, its samples' label values
+// before their values ("phase duration: connect 0.4 ms, dimse 2.1 ms").
+std::vector<FigureText> fallback_figures(std::string_view kind, const std::vector<Sample>& samples,
+                                         std::chrono::system_clock::time_point now) {
+  std::vector<FigureText> out;
+  for (const auto& s : samples) {
+    auto it = std::find_if(out.begin(), out.end(), [&](const FigureText& f) { return f.metric == s.name; });
+    if (it == out.end()) {
+      out.push_back({s.name, fallback_label(kind, s.name) + (s.labels.empty() ? "" : ":"), {}});
+      it = out.end() - 1;
+    }
+    std::string v;
+    for (const auto& [k, lv] : s.labels) v += lv + " ";
+    it->value += (it->value.empty() ? "" : ", ") + v + format_metric_value(s.name, s.value, now);
   }
   return out;
 }
@@ -94,13 +107,7 @@ std::string format_metric_value(std::string_view metric, double v, std::chrono::
 std::vector<FigureText> make_figures(const Kind* kind, std::string_view check, const std::vector<Sample>& samples,
                                      std::chrono::system_clock::time_point now) {
   std::vector<FigureText> out;
-  if (!kind || kind->figures.empty()) {
-    for (const auto& s : samples) {
-      out.push_back({s.name, fallback_label(kind ? kind->name : std::string_view{}, s),
-                     format_metric_value(s.name, s.value, now)});
-    }
-    return out;
-  }
+  if (!kind || kind->figures.empty()) return fallback_figures(kind ? kind->name : std::string_view{}, samples, now);
   for (const Figure& f : kind->figures) {
     if (!f.check.empty() && f.check != check) continue;
     double sum = 0, whole = 0;

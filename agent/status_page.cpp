@@ -39,13 +39,13 @@ std::string fmt_seconds(double s) {
 // each cell names its column, so the page reads on a phone without zooming.
 constexpr const char* kStyle =
     "body{font-family:system-ui,sans-serif;margin:1em;line-height:1.35}"
-    "table{border-collapse:collapse}"
-    "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top;overflow-wrap:anywhere}"
+    "table{border-collapse:collapse;width:100%}"
+    "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top;overflow-wrap:break-word}"
     ".ok{color:#1a7f37;font-weight:bold}.fail{color:#cf222e;font-weight:bold}.pending{color:#777}"
     ".h span{display:inline-block;width:.7em;height:1em;margin-right:1px}.h .s{background:#2da44e}"
     ".h .f{background:#cf222e}"
-    ".fig{display:inline-block;margin-right:.9em;white-space:nowrap}.fig b{font-weight:600}"
-    "pre{background:#f6f8fa;padding:.6em;white-space:pre-wrap;overflow-wrap:anywhere;font-size:.9em}"
+    ".fig{display:inline-block;margin-right:.9em}.fig b{font-weight:600}td.figs{min-width:14em;max-width:30em}"
+    "pre{background:#f6f8fa;padding:.6em;white-space:pre-wrap;overflow-wrap:break-word;font-size:.9em}"
     "small,.meta{color:#555}"
     "@media (max-width:720px){"
     "table.cards thead{display:none}"
@@ -53,8 +53,7 @@ constexpr const char* kStyle =
     "table.cards tr{border:1px solid #ccc;margin:0 0 .8em;padding:.3em}"
     "table.cards td{border:none;padding:.15em .3em}"
     "table.cards td[data-label]::before{content:attr(data-label) \": \";color:#555;font-size:.85em}"
-    "table.cards td:empty{display:none}"
-    ".fig{white-space:normal}}";
+    "table.cards td:empty{display:none}td.figs{max-width:none}}";
 
 void head(std::ostringstream& h, std::string_view title) {
   h << "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -326,11 +326,12 @@ TEST(Figures, KindsWithoutFiguresShowEverySampleInItsUnit) {
   double in_200_days = std::chrono::duration<double>(now.time_since_epoch()).count() + 200 * 86400 + 600;
   std::vector<Sample> s = {{"pacs_dicom_phase_duration_seconds", "", {{"phase", "connect"}}, 0.00041},
                            {"pacs_dicom_find_matches", "", {}, 3},
+                           {"pacs_dicom_phase_duration_seconds", "", {{"phase", "dimse"}}, 0.0021},
                            {"pacs_dicom_tls_cert_expiry_timestamp_seconds", "", {}, in_200_days}};
   Kind bare{.name = "dicom", .summary = "", .checks = {}};
   auto f = make_figures(&bare, "find", s, now);
   ASSERT_EQ(f.size(), 3u);
-  EXPECT_EQ(f[0].label + " " + f[0].value, "phase duration (connect) 0.41 ms");
+  EXPECT_EQ(f[0].label + " " + f[0].value, "phase duration: connect 0.41 ms, dimse 2.10 ms");
   EXPECT_EQ(f[1].label + " " + f[1].value, "find matches 3");
   EXPECT_EQ(f[2].label + " " + f[2].value, "tls cert expiry in 200 days");
   EXPECT_EQ(format_bytes(512), "512 B");
