@@ -10,6 +10,7 @@ PACS_PACKAGES=(
   libtoml11-dev libgtest-dev nlohmann-json3-dev zlib1g-dev libssl-dev
   orthanc prometheus prometheus-alertmanager
   libcrypt-dev dpkg-dev file systemd
+  chromium
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -40,9 +41,22 @@ install_packages() {
   [ $had_prc -eq 1 ] || rm -f "$prc"
 }
 
-# Configures and builds into $1 with extra cmake args.
+# ccache, when installed, makes rebuilds (and a second tree) cheap; CCACHE_DISABLE=1 turns it off.
+pacs_launcher() {
+  if command -v ccache >/dev/null; then echo "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"; fi
+}
+
+# Configures and builds everything into $1 with extra cmake args.
 build_tree() {
   local dir=$1; shift
-  cmake -S "$PACS_ROOT" -B "$dir" -G Ninja -DPACS_WERROR=ON "$@" >/dev/null
+  cmake -S "$PACS_ROOT" -B "$dir" -G Ninja -DPACS_WERROR=ON $(pacs_launcher) "$@" >/dev/null
   ninja -C "$dir"
+}
+
+# Configures $1 like build_tree (same cache, so both can share the tree) and builds only
+# the named targets and what they need: the demo builds the agent, not tests and benches.
+build_targets() {
+  local dir=$1; shift
+  cmake -S "$PACS_ROOT" -B "$dir" -G Ninja -DPACS_WERROR=ON $(pacs_launcher) >/dev/null
+  ninja -C "$dir" "$@"
 }

@@ -13,3 +13,9 @@ add_test(NAME docs_configuration_fresh COMMAND ${Python3_EXECUTABLE} ${PROJECT_S
 set_tests_properties(docs_configuration_fresh PROPERTIES LABELS unit)
 # /probe?debug=true transcripts, per-target history and pages, status page figures.
 pacs_add_test(NAME target_pages_test SOURCES unit/target_pages_test.cpp LIBS pacs_agent_lib LABELS integration TIMEOUT 180)
+# The status page and a target page rendered by headless Chromium (Debian chromium), the
+# DOM checked for every row's figure against real peers; screenshots in build/screenshots/.
+add_test(NAME status_page_browser
+  COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/e2e/status_page_browser_test.py
+          $<TARGET_FILE:pacs-agent> --screenshots ${PROJECT_BINARY_DIR}/screenshots)
+set_tests_properties(status_page_browser PROPERTIES LABELS e2e TIMEOUT 300)
