@@ -8,9 +8,9 @@ PACS_PACKAGES=(
   g++ cmake ninja-build pkg-config git python3 curl openssl ca-certificates
   prometheus-cpp-dev libdcmtk-dev dcmtk libboost-dev libcurl4-openssl-dev
   libtoml11-dev libgtest-dev nlohmann-json3-dev zlib1g-dev libssl-dev
-  orthanc prometheus prometheus-alertmanager
+  orthanc prometheus prometheus-alertmanager python3-yaml victoria-metrics
   libcrypt-dev dpkg-dev file systemd
-  chromium
+  python3-matplotlib chromium   # pacs-capacity-report's charts; its e2e test and the status page test render HTML
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

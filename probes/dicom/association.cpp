@@ -187,7 +187,8 @@ class TimedTcpLayer : public DcmTransportLayer {
   Guard* guard_;
 };
 
-// DICOM-TLS: one layer (SSL_CTX) per association, as dcmtk-notes §4 advises.
+// DICOM-TLS: one layer (SSL_CTX) per association, never shared between
+// threads (docs/dcmtk.md, "DICOM-TLS").
 class TimedTlsLayer : public DcmTLSTransportLayer {
  public:
   explicit TimedTlsLayer(Guard* g) : DcmTLSTransportLayer(NET_REQUESTOR, nullptr, OFFalse), guard_(g) {}

@@ -2,7 +2,7 @@
 // (as echoscu uses it), so A-ASSOCIATE-RJ result/source/reason are readable.
 //
 // How the deadline is kept (DCMTK 3.6.7 has no per-association bound on DNS,
-// TCP connect or the TLS handshake, see docs/dcmtk-notes.md §3):
+// TCP connect or the TLS handshake, see docs/dcmtk.md):
 //   - the host name is resolved here with the deadline, DCMTK gets an IP;
 //   - a connect() hook (association.cpp) hands the socket DCMTK is about to
 //     connect to the watchdog (as a dup, so the number cannot be reused under

@@ -52,10 +52,14 @@ sys.path.insert(0, os.path.join(REPO, "scripts"))
 import page_budget  # noqa: E402
 
 ORTHANC_AET = "ORTHANC_E2E"
-RULE_FILES = ("pacs-agent.rules.yml", "pacs-recording.rules.yml", "pacs-expectations.rules.yml")
+RULE_FILES = ("pacs-agent.rules.yml", "pacs-recording.rules.yml", "pacs-capacity.rules.yml",
+              "pacs-expectations.rules.yml")
 
 # Panels that must return data once the stack has run (see scripts/check-dashboards).
 REQUIRE_DATA = [
+    "pacs-fleet-overview:Availability by site (5m)",
+    "pacs-fleet-overview:Failing probes by site",
+    "pacs-fleet-overview:Agents down by site",
     "pacs-fleet-overview:Agent scrape status",
     "pacs-fleet-overview:Agent versions",
     "pacs-fleet-overview:Config reload",
@@ -234,6 +238,56 @@ def make_studies(tmp, orthanc_http, n=3):
     log(f"uploaded {n} synthetic studies (StudyDate {today})")
 
 
+def write_orthanc_config(path, name, aet, dicom_port, http_port, db_dir):
+    """Orthanc on 127.0.0.1 only, checking the called AE title, knowing the agent as a modality
+    (at port 1, so a C-STORE to it fails: a way to make a failed job)."""
+    with open(path, "w") as f:
+        json.dump({"Name": name, "DicomAet": aet, "DicomPort": dicom_port,
+                   "HttpPort": http_port, "RemoteAccessAllowed": False,
+                   "AuthenticationEnabled": False, "StorageDirectory": db_dir,
+                   "IndexDirectory": db_dir, "DicomCheckCalledAet": True,
+                   "DicomAlwaysAllowEcho": True, "DicomAlwaysAllowFind": True,
+                   "DicomModalities": {"agent": ["PACS_AGENT", "127.0.0.1", 1]},
+                   "Plugins": [], "HttpServerEnabled": True, "DicomServerEnabled": True}, f, indent=1)
+
+
+def render_alertmanager(hook_port, fast):
+    """The shipped deploy/alertmanager/alertmanager.yml, receivers pointed at the webhook sink;
+    fast: group_wait 1 s and group_interval 2 s (so resolve notifications come quickly)."""
+    with open(os.path.join(REPO, "deploy", "alertmanager", "alertmanager.yml")) as f:
+        amcfg = f.read()
+    amcfg = amcfg.replace("http://127.0.0.1:9095/", f"http://127.0.0.1:{hook_port}/")
+    if fast:
+        amcfg = amcfg.replace("group_wait: 10s", "group_wait: 1s").replace("group_wait: 30s", "group_wait: 1s")
+        amcfg = amcfg.replace("group_interval: 1m", "group_interval: 2s")  # resolve notifications
+    return amcfg
+
+
+def interrupt_on_signals():
+    """SIGTERM (ctest's timeout) and SIGINT raise KeyboardInterrupt, so cleanup always runs."""
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
+def tear_down(stack, hook, tmp, keep):
+    """Stops every process and the webhook (ignoring further Ctrl-C/SIGTERM meanwhile), then
+    removes the temp dir, or keeps it (and says where) for a failed or --keep run."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    stack.stop_all()
+    hook.stop()
+    if keep:
+        log(f"logs and configs kept in {tmp}")
+        return
+    for _ in range(3):  # a stopped process' last writes can race the first pass
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not os.path.exists(tmp):
+            break
+        time.sleep(0.5)
+
+
 def port_free(port):
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers will: TIME_WAIT is no conflict
@@ -292,7 +346,7 @@ def run_demo(stack, start_orthanc, ports, tmp):
 def shipped_timing():
     """The shipped outage-to-page timings (scripts/page_budget.py), as the stack applies them."""
     t = page_budget.shipped()
-    prom = page_budget.pacs_yaml.load_file(os.path.join(REPO, "deploy", "prometheus", "prometheus.yml"))
+    prom = page_budget.load_yaml(os.path.join(REPO, "deploy", "prometheus", "prometheus.yml"))
     archive = next(x for x in t["targets"] if x[0] == "archive")
     with open(os.path.join(REPO, "deploy", "pacs-agent.toml"), "rb") as f:
         agent_iv = page_budget.duration_s(tomllib.load(f)["agent"]["interval"], "agent.interval")
@@ -333,14 +387,8 @@ class Running:
                 f.write(b"\0" * 1024)
 
         # --- Orthanc -------------------------------------------------------------------
-        with open(os.path.join(tmp, "orthanc.json"), "w") as f:
-            json.dump({"Name": "pacs-e2e", "DicomAet": ORTHANC_AET, "DicomPort": p["dicom"],
-                       "HttpPort": p["orthanc_http"], "RemoteAccessAllowed": False,
-                       "AuthenticationEnabled": False, "StorageDirectory": os.path.join(tmp, "orthanc-db"),
-                       "IndexDirectory": os.path.join(tmp, "orthanc-db"), "DicomCheckCalledAet": True,
-                       "DicomAlwaysAllowEcho": True, "DicomAlwaysAllowFind": True,
-                       "DicomModalities": {"agent": ["PACS_AGENT", "127.0.0.1", 1]},
-                       "Plugins": [], "HttpServerEnabled": True, "DicomServerEnabled": True}, f, indent=1)
+        write_orthanc_config(os.path.join(tmp, "orthanc.json"), "pacs-e2e", ORTHANC_AET, p["dicom"],
+                             p["orthanc_http"], os.path.join(tmp, "orthanc-db"))
         self.orthanc_bin = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
         self.start_orthanc()
         make_studies(tmp, self.orthanc_http)
@@ -388,14 +436,8 @@ path = "{os.path.join(tmp, 'spool')}"
         wait_for("agent /-/ready", lambda: http_req("GET", f"{self.agent_url}/-/ready")[0] == 200, 30, stack)
 
         # --- Alertmanager: the shipped config, receivers pointed at the webhook sink ----
-        with open(os.path.join(REPO, "deploy", "alertmanager", "alertmanager.yml")) as f:
-            amcfg = f.read()
-        amcfg = amcfg.replace("http://127.0.0.1:9095/", f"http://127.0.0.1:{hook.port}/")
-        if not t["shipped_am"]:
-            amcfg = amcfg.replace("group_wait: 10s", "group_wait: 1s").replace("group_wait: 30s", "group_wait: 1s")
-            amcfg = amcfg.replace("group_interval: 1m", "group_interval: 2s")  # resolve notifications
         with open(os.path.join(tmp, "alertmanager.yml"), "w") as f:
-            f.write(amcfg)
+            f.write(render_alertmanager(hook.port, fast=not t["shipped_am"]))
         stack.start("alertmanager", ["prometheus-alertmanager", f"--config.file={tmp}/alertmanager.yml",
                                      f"--storage.path={tmp}/am-data", f"--web.listen-address=127.0.0.1:{p['am']}",
                                      "--cluster.listen-address="])
@@ -454,17 +496,6 @@ def dump_failure(stack, hook):
     print(f"webhook events: {json.dumps([(round(t, 1), p, [x['labels'].get('alertname') + ':' + x['status'] for x in b.get('alerts', [])]) for t, p, b in hook.events])}")
 
 
-def cleanup(tmp, keep):
-    if keep:
-        log(f"logs and configs kept in {tmp}")
-        return
-    for _ in range(3):  # a stopped process' last writes can race the first pass
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not os.path.exists(tmp):
-            break
-        time.sleep(0.5)
-
-
 def measure_pages(agent_bin, n, keep):
     """N outages at random phases on fresh stacks with the shipped timings."""
     timing = shipped_timing()
@@ -475,6 +506,7 @@ def measure_pages(agent_bin, n, keep):
         f"{timing['budget']['group_wait_s']:g} s; worst case on paper {worst:g} s")
     results = []
     for i in range(n):
+        interrupt_on_signals()
         hook = Webhook()
         tmp = tempfile.mkdtemp(prefix=f"pacs-pages-{i}-")
         stack = Stack(tmp)
@@ -497,9 +529,7 @@ def measure_pages(agent_bin, n, keep):
             dump_failure(stack, hook)
             return 1
         finally:
-            stack.stop_all()
-            hook.stop()
-            cleanup(tmp, keep or not ok)
+            tear_down(stack, hook, tmp, keep=keep or not ok)
     q = sorted(results)
     p50 = statistics.median(q)
     print(f"stack_test: outage-to-page over {n} outages (shipped timings): " + ", ".join(f"{x:.1f}" for x in q)
@@ -535,11 +565,7 @@ def main(argv):
             return 2
     a.agent = os.path.abspath(a.agent)
 
-    def on_signal(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
+    interrupt_on_signals()
     if a.measure_pages:
         if a.measure_pages < 1:
             ap.error("--measure-pages needs N >= 1")
@@ -640,11 +666,7 @@ def main(argv):
         print(f"stack_test: interrupted ({e}); cleaning up", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        stack.stop_all()
-        hook.stop()
-        cleanup(tmp, a.keep or not ok)
+        tear_down(stack, hook, tmp, keep=a.keep or not ok)
 
 
 if __name__ == "__main__":
