@@ -85,9 +85,34 @@ Agent::Agent(Logger& log, AgentOptions opts, std::shared_ptr<const Config> initi
               [this](const HttpRequest& req, Respond respond) { probe_endpoint_.handle(req, std::move(respond)); });
   router_.add("/", "status", {"GET"}, [this](const HttpRequest&, Respond respond) {
     auto cfg = config();
+    StatusSnapshot snap{PACS_AGENT_VERSION, cfg->source, cfg->targets.size(), store_.snapshot(), {}};
+    snap.figures = figures_of(history_.last_samples(), snap.probes, std::chrono::system_clock::now());
     HttpReply r;
     r.content_type = "text/html; charset=utf-8";
-    r.body = render_status_page({PACS_AGENT_VERSION, cfg->source, cfg->targets.size(), store_.snapshot()});
+    r.body = render_status_page(snap);
+    r.compressible = true;
+    respond(std::move(r));
+  });
+  router_.add("/target", "target", {"GET"}, [this](const HttpRequest& req, Respond respond) {
+    auto q = req.query.find("name");
+    if (q == req.query.end() || q->second.empty()) return respond(HttpReply::text(400, "name parameter is missing\n"));
+    TargetSnapshot snap;
+    snap.version = PACS_AGENT_VERSION;
+    snap.name = q->second;
+    snap.now = std::chrono::system_clock::now();
+    for (auto& st : store_.snapshot())
+      if (st.target == snap.name) snap.probes.push_back(std::move(st));
+    // Never echo arbitrary input back: only configured names get a page.
+    if (snap.probes.empty()) {
+      return respond(HttpReply::text(404, "unknown target (only configured targets have a page)\n"));
+    }
+    snap.history = history_.target(snap.name);
+    std::map<std::pair<std::string, std::string>, std::vector<Sample>> samples;
+    for (const auto& h : snap.history) samples[{h.probe, h.target}] = h.samples;
+    snap.figures = figures_of(samples, snap.probes, snap.now);
+    HttpReply r;
+    r.content_type = "text/html; charset=utf-8";
+    r.body = render_target_page(snap);
     r.compressible = true;
     respond(std::move(r));
   });
@@ -108,7 +133,7 @@ Agent::Agent(Logger& log, AgentOptions opts, std::shared_ptr<const Config> initi
   for (const auto& h : router_.names()) {
     http_requests_.Add({{"handler", h}, {"code", "200"}});  // the common series exist from the start
   }
-  scheduler_ = std::make_unique<Scheduler>(store_, log_, config_->agent.max_concurrent_probes);
+  scheduler_ = std::make_unique<Scheduler>(store_, log_, config_->agent.max_concurrent_probes, &history_);
   lane_ = std::thread([this] { reload_loop(); });
 }
 

@@ -1,5 +1,5 @@
 // The running agent: owns the current Config, the ResultStore, the
-// Scheduler, the /probe endpoint, the reload lane and the HTTP routes.
+// TargetHistory, the Scheduler, the /probe endpoint, the reload lane and the HTTP routes.
 //
 // Thread-safety: handle() is called on the io_context thread. Reloads run
 // on their own lane (one thread, joined by stop()), never on the io thread
@@ -29,6 +29,7 @@
 #include "agent/result_store.h"
 #include "agent/routes.h"
 #include "agent/scheduler.h"
+#include "agent/target_history.h"
 
 namespace pacs {
 
@@ -79,6 +80,7 @@ class Agent {
   std::mutex reload_mu_;  // one reload at a time
 
   ResultStore store_;
+  TargetHistory history_;
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Gauge>& reload_ok_;
   prometheus::Family<prometheus::Gauge>& reload_ts_;

@@ -1,6 +1,7 @@
 #include "agent/probe_endpoint.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <optional>
 #include <sstream>
 
@@ -22,6 +23,15 @@ pm::MetricFamily single_gauge(std::string name, std::string help, double v) {
   pm::ClientMetric m;
   m.gauge.value = v;
   return {std::move(name), std::move(help), pm::MetricType::Gauge, {std::move(m)}};
+}
+
+// One check's part of a debug=true answer: what ran, under which deadline,
+// and each step of the attempt (probes/probe.h: Transcript).
+std::string debug_section(const ProbeSpec& spec, Clock::duration budget, const Transcript& t) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.3f s", std::chrono::duration<double>(budget).count());
+  std::string out = "\n\nTranscript of " + spec.probe + " for target " + spec.target + " (deadline " + buf + "):\n";
+  return out + t.text();  // its last step is the result (run_probe)
 }
 
 }  // namespace
@@ -67,10 +77,16 @@ void ProbeEndpoint::handle(const HttpRequest& req, Respond respond) {
       return respond(HttpReply::text(400, "invalid X-Prometheus-Scrape-Timeout-Seconds header\n"));
     }
   }
+  // debug=true (as blackbox_exporter spells it): after the metrics, a
+  // plain-text transcript of each check's attempt, for a person.
+  const bool debug = [&] {
+    auto d = req.query.find("debug");
+    return d != req.query.end() && d->second == "true";
+  }();
   if (inflight_.load() >= kMaxInflight) return respond(HttpReply::text(503, "too many concurrent /probe requests\n"));
   ++inflight_;
   auto start = Clock::now();
-  auto run = [this, cfg, specs, scrape_timeout, start, respond] {
+  auto run = [this, cfg, specs, scrape_timeout, start, respond, debug] {
     std::vector<pm::MetricFamily> fams;
     fams.reserve(8);
     fams.push_back({});  // probe_success, filled below
@@ -82,6 +98,7 @@ void ProbeEndpoint::handle(const HttpRequest& req, Respond respond) {
     std::vector<std::tuple<std::string, std::string, std::vector<Sample>>> samples;
     bool all_ok = true;
     double timeout_used = 0;
+    std::string transcripts;
     for (const ProbeSpec* spec : specs) {
       auto check_start = Clock::now();
       double limit = std::chrono::duration<double>(spec->timeout).count();
@@ -89,7 +106,11 @@ void ProbeEndpoint::handle(const HttpRequest& req, Respond respond) {
       timeout_used = std::max(timeout_used, limit);
       auto overall = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limit));
       auto probe = spec->make();
-      auto outcome = run_probe(*probe, *spec, std::min(overall, check_start + spec->timeout), &stopping_, log_);
+      auto deadline = std::min(overall, check_start + spec->timeout);
+      std::optional<Transcript> transcript;
+      if (debug) transcript.emplace(check_start);
+      auto outcome = run_probe(*probe, *spec, deadline, &stopping_, log_, transcript ? &*transcript : nullptr);
+      if (transcript) transcripts += debug_section(*spec, deadline - check_start, *transcript);
       const ProbeResult& r = outcome.result;
       all_ok = all_ok && r.success;
       auto m = M::series(*spec);
@@ -112,6 +133,11 @@ void ProbeEndpoint::handle(const HttpRequest& req, Respond respond) {
     HttpReply reply;
     reply.content_type = kMetricsContentType;
     reply.body = os.str();
+    if (debug) {
+      // Not an exposition any more: plain text for a person, metrics first.
+      reply.content_type = "text/plain; charset=utf-8";
+      reply.body = "Metrics that would have been returned:\n" + reply.body + transcripts;
+    }
     reply.compressible = true;
     --inflight_;
     respond(std::move(reply));

@@ -4,6 +4,10 @@
 // Each check's deadline is min(X-Prometheus-Scrape-Timeout-Seconds - 0.5 s,
 // the check's timeout). Runs go through run_probe(), like scheduled ones.
 //
+// `&debug=true` (blackbox_exporter's spelling) answers plain text instead:
+// "Metrics that would have been returned:", the exposition, then each
+// check's transcript (probes/probe.h: Transcript), step by step with times.
+//
 // Runs happen on a small pool of its own (never on the io thread), with a
 // cap on requests in flight (503 beyond it). stop() answers every request
 // still queued with 503 and waits for running ones (bounded by deadlines).

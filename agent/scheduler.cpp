@@ -17,13 +17,19 @@ const std::vector<double>& Scheduler::lag_buckets() {
   return b;
 }
 
-Scheduler::Scheduler(ResultStore& store, Logger& log, int workers)
-    : store_(store), log_(log), pool_(workers), lag_counts_(lag_buckets().size() + 1, 0), thread_([this] { loop(); }) {}
+Scheduler::Scheduler(ResultStore& store, Logger& log, int workers, TargetHistory* history)
+    : store_(store),
+      history_(history),
+      log_(log),
+      pool_(workers),
+      lag_counts_(lag_buckets().size() + 1, 0),
+      thread_([this] { loop(); }) {}
 
 Scheduler::~Scheduler() { stop(); }
 
 void Scheduler::apply(const std::vector<ProbeSpec>& specs) {
   store_.set_probes(specs);
+  if (history_) history_->set_probes(specs);
   std::lock_guard lock(mu_);
   std::vector<std::shared_ptr<Job>> next;
   auto now = Clock::now();
@@ -107,8 +113,10 @@ void Scheduler::dispatch(const std::shared_ptr<Job>& job, Clock::time_point due)
     auto start = Clock::now();
     observe_lag(std::chrono::duration<double>(start - due).count());
     ++running_;
-    auto outcome = run_probe(*job->probe, job->spec, start + job->spec.timeout, &stopping_, log_);
+    auto transcript = history_ ? std::make_shared<Transcript>(start) : nullptr;
+    auto outcome = run_probe(*job->probe, job->spec, start + job->spec.timeout, &stopping_, log_, transcript.get());
     store_.record(job->spec, outcome);
+    if (history_) history_->record(job->spec, outcome, std::move(transcript));
     --running_;
     job->busy = false;
   }, [job] { job->busy = false; });

@@ -10,6 +10,8 @@
 //   and counted, never stacked.
 // - Each run gets deadline = start + timeout and goes through run_probe()
 //   (agent/probe_runner.h), the same path /probe takes.
+// - Every run is traced; with a TargetHistory, its result, samples and
+//   transcript go there too (the last failure's transcript is kept).
 // - apply() swaps the probe set: unchanged probes (same_probe()) keep their
 //   schedule phase; removed ones stop being scheduled and their in-flight
 //   result is dropped.
@@ -37,6 +39,7 @@
 #include <prometheus/metric_family.h>
 
 #include "agent/result_store.h"
+#include "agent/target_history.h"
 #include "agent/worker_pool.h"
 #include "probes/log.h"
 #include "probes/probe.h"
@@ -45,7 +48,7 @@ namespace pacs {
 
 class Scheduler {
  public:
-  Scheduler(ResultStore& store, Logger& log, int workers);
+  Scheduler(ResultStore& store, Logger& log, int workers, TargetHistory* history = nullptr);
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -81,6 +84,7 @@ class Scheduler {
   void observe_lag(double seconds);
 
   ResultStore& store_;
+  TargetHistory* history_;
   Logger& log_;
   WorkerPool pool_;
   std::mutex mu_;

@@ -48,6 +48,25 @@ struct CheckInfo {
   std::vector<Reason> reasons;  // every reason it can produce (`internal` is implied)
 };
 
+// A figure an admin looks for on the status page ("free 12.3 GiB (45.6%)",
+// "items 12", "oldest 3 min"), read from a check's samples. Data only: the
+// agent formats it. The unit follows the metric name's suffix (Prometheus
+// base units): `_timestamp_seconds` as days from now, `_seconds` as a
+// duration, `_bytes` in KiB/MiB/GiB, anything else as a plain number. A kind
+// without figures gets every sample it returned, named after its metric.
+struct Figure {
+  std::string_view label;   // shown before the value: "free", "items", "oldest"
+  std::string_view metric;  // the sample's name; samples differing only in labels are summed
+  // Optional: also show metric / share_of as a percentage; the figure is left
+  // out when share_of is 0 (e.g. no fixed inode table).
+  std::string_view share_of = {};
+  // Optional: one value per value of this label ("phase" -> "connect 0.4 ms,
+  // associate 2.1 ms"); zero values are left out, all zero shows "0".
+  std::string_view split_by = {};
+  std::string_view check = {};  // optional: only for this check; empty = every check
+  bool flag = false;            // a 0/1 state: shows the label alone when 1, nothing when 0
+};
+
 struct Kind {
   std::string_view name;     // [[name]] in the config, probes/<name>/ in the tree
   std::string_view summary;  // one line: what it watches
@@ -62,6 +81,8 @@ struct Kind {
   void (*shutdown)() = nullptr;  // after every thread has ended. Optional.
   // Lines for --version, e.g. "dcmtk 3.6.7". Optional.
   std::vector<std::string> (*versions)() = nullptr;
+  // What the status page shows for a check beside its status. Optional.
+  std::vector<Figure> figures = {};
 
   const CheckInfo* find_check(std::string_view check) const;
 };

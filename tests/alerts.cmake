@@ -41,9 +41,15 @@ add_test(NAME deploy_prometheus_config
   COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/scripts/check-deploy --only prometheus)
 add_test(NAME deploy_alertmanager_config
   COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/scripts/check-deploy --only alertmanager)
+# Outage -> page with the shipped timings, worst case on paper: <= 90 s, and never on one
+# failed probe (tests/e2e/stack_test.py --measure-pages measures it on the running stack).
+add_test(NAME alerts_page_budget COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/scripts/check-page-budget)
+add_test(NAME alerts_page_budget_catches_violations
+  COMMAND sh ${PROJECT_SOURCE_DIR}/tests/e2e/page_budget_fixture_test.sh ${PROJECT_SOURCE_DIR})
 set_tests_properties(alerts_check_rules alerts_test_rules alerts_vmalert_rules alerts_lint alerts_lint_catches_violations
   dashboards_check dashboards_generated dashboards_generated_catches_drift
   dashboards_check_catches_violations deploy_prometheus_config deploy_alertmanager_config
+  alerts_page_budget alerts_page_budget_catches_violations
   PROPERTIES LABELS alerts TIMEOUT 600)
 
 # systemd-analyze verify on the unit, with the freshly built binary standing in for

@@ -29,3 +29,14 @@ pacs_add_test(NAME scale_e2e_test SOURCES e2e/scale_e2e_test.cpp LABELS e2e TIME
 add_dependencies(scale_e2e_test pacs-agent)
 pacs_add_test(NAME series_budget_test SOURCES e2e/series_budget_test.cpp LABELS e2e TIMEOUT 300)
 add_dependencies(series_budget_test pacs-agent)
+# The shared HTTP client (probes/lib/http) against scripted loopback peers: resets, closes,
+# silence, and what its transcript shows.
+pacs_add_test(NAME http_client_test SOURCES unit/http_client_test.cpp LIBS pacs_lib_http LABELS integration TIMEOUT 120)
+# /probe?debug=true transcripts, per-target history and pages, status page figures.
+pacs_add_test(NAME target_pages_test SOURCES unit/target_pages_test.cpp LIBS pacs_agent_lib LABELS integration TIMEOUT 180)
+# The status page and a target page rendered by headless Chromium (Debian chromium), the
+# DOM checked for every row's figure against real peers; screenshots in build/screenshots/.
+add_test(NAME status_page_browser
+  COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/e2e/status_page_browser_test.py
+          $<TARGET_FILE:pacs-agent> --screenshots ${PROJECT_BINARY_DIR}/screenshots)
+set_tests_properties(status_page_browser PROPERTIES LABELS e2e TIMEOUT 300)

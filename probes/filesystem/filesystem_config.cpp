@@ -22,6 +22,10 @@ const Kind& kind() {
       .summary = "image-store volumes: space, inodes, read-only, stuck mounts (statvfs under a watchdog)",
       .checks = {{"filesystem", "filesystem", filesystem_reasons()}},
       .parse = &parse_target,
+      .figures = {{.label = "free", .metric = "pacs_filesystem_avail_bytes", .share_of = "pacs_filesystem_size_bytes"},
+                  {.label = "inodes free", .metric = "pacs_filesystem_files_free", .share_of = "pacs_filesystem_files"},
+                  {.label = "read-only", .metric = "pacs_filesystem_readonly", .flag = true},
+                  {.label = "stuck", .metric = "pacs_filesystem_stuck", .flag = true}},
   };
   return k;
 }

@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -203,7 +204,19 @@ ProbeResult FilesystemProbe::run(const ProbeContext& ctx) {
   auto stuck_gauge = [&](ProbeResult& r, bool stuck) {
     r.add("pacs_filesystem_stuck", "1 while a statvfs call on the path has not returned.", stuck ? 1 : 0, labels);
   };
+  const auto stat_start = Clock::now();
+  if (ctx.tracing()) {
+    ctx.note("statvfs", opts_.path + (watchdog_->stuck(opts_.path) ? " (an earlier call has not returned)" : ""));
+  }
   auto o = watchdog_->stat(opts_.path, ctx.deadline);
+  if (ctx.tracing()) {
+    static const char* const kOutcome[] = {"returned", "failed", "no answer before the deadline", "still stuck"};
+    char took[48];
+    std::snprintf(took, sizeof took, "after %.3f ms",
+                  std::chrono::duration<double, std::milli>(Clock::now() - stat_start).count());
+    ctx.note("statvfs " + std::string(kOutcome[o.kind]),
+             took + (o.kind == StatWatchdog::Outcome::error ? std::string(": ") + std::strerror(o.err) : ""));
+  }
   switch (o.kind) {
     case StatWatchdog::Outcome::timed_out: {
       auto r = ProbeResult::fail(Reason::io_timeout, "statvfs(" + opts_.path + ") did not return before the deadline; "

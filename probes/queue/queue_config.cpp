@@ -133,6 +133,14 @@ const Kind& kind() {
       .init = [](Logger&) { http::global_init(); },
       .shutdown = [] { http::global_shutdown(); },
       .versions = [] { return std::vector<std::string>{http::curl_version_line()}; },
+      .figures = {{.label = "items", .metric = "pacs_queue_items", .check = "directory"},
+                  {.label = "size", .metric = "pacs_queue_bytes", .check = "directory"},
+                  {.label = "jobs", .metric = "pacs_queue_items", .split_by = "state", .check = "orthanc"},
+                  {.label = "tasks", .metric = "pacs_queue_items", .split_by = "state", .check = "dcm4chee"},
+                  {.label = "oldest", .metric = "pacs_queue_oldest_item_age_seconds"},
+                  {.label = "studies", .metric = "pacs_archive_studies", .check = "orthanc"},
+                  {.label = "", .metric = "pacs_queue_json_value", .split_by = "name", .check = "http_json"},
+                  {.label = "partial scan", .metric = "pacs_queue_scan_partial", .flag = true}},
   };
   return k;
 }

@@ -199,7 +199,16 @@ const std::vector<Reason>& directory_reasons() {
 }
 
 ProbeResult SpoolDirectoryProbe::run(const ProbeContext& ctx) {
+  if (ctx.tracing()) {
+    ctx.note("scan", opts_.path + (opts_.recursive ? " (recursive)" : "") +
+                         (opts_.pattern.empty() ? "" : ", pattern " + opts_.pattern));
+  }
   auto scan = scan_spool(opts_, ctx);
+  if (ctx.tracing()) {  // counts only: never a file name (names may carry patient data)
+    ctx.note("counted", std::to_string(scan.items) + " files, " + std::to_string(scan.bytes) + " bytes" +
+                            (scan.partial ? ", stopped early" : "") +
+                            (scan.err ? std::string(", first error: ") + std::strerror(scan.err) : ""));
+  }
   ProbeResult r;
   if (scan.err) {
     std::string where = scan.err_where == "." ? opts_.path : opts_.path + "/" + scan.err_where;

@@ -1,7 +1,8 @@
 // A tiny HTTP/1.1 server on 127.0.0.1 for the HTTP queue probe tests: the
 // test decides every answer (status, body, raw bytes, or no answer at all).
 // One thread; every connection is answered and closed, except "hang"
-// answers, whose connections stay open (silent) until the server stops.
+// answers, whose connections stay open (silent) until the server stops, and
+// "abort" answers, which reset or close the connection mid-exchange.
 #pragma once
 
 #include <arpa/inet.h>
@@ -34,8 +35,15 @@ struct LoopbackReply {
   std::string body;
   std::string content_type = "application/json";
   bool hang = false;  // accept, read the request, never answer
-  static LoopbackReply json(std::string b, int status = 200) { return {status, std::move(b), "application/json", false}; }
+  // Instead of an answer: send `raw` as is (maybe nothing), then close the
+  // connection, with a TCP RST when `reset` (SO_LINGER 0), else a plain FIN.
+  bool abort = false;
+  bool reset = false;
+  std::string raw = {};
+  static LoopbackReply json(std::string b, int status = 200) { return {status, std::move(b), "application/json"}; }
   static LoopbackReply silent() { return {0, {}, {}, true}; }
+  static LoopbackReply reset_after(std::string raw = {}) { return {0, {}, {}, false, true, true, std::move(raw)}; }
+  static LoopbackReply close_after(std::string raw = {}) { return {0, {}, {}, false, true, false, std::move(raw)}; }
 };
 
 class LoopbackHttpServer {
@@ -148,17 +156,30 @@ class LoopbackHttpServer {
       held_.push_back(fd);
       return;
     }
+    if (rep.abort) {
+      send_all(fd, rep.raw);
+      if (rep.reset) {
+        linger l{1, 0};  // close() sends RST instead of FIN
+        ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+      }
+      ::close(fd);
+      return;
+    }
     std::string out = "HTTP/1.1 " + std::to_string(rep.status) + " X\r\nContent-Type: " + rep.content_type +
                       "\r\nContent-Length: " + std::to_string(rep.body.size()) + "\r\nConnection: close\r\n\r\n" +
                       rep.body;
+    send_all(fd, out);
+    ::shutdown(fd, SHUT_WR);
+    ::close(fd);
+  }
+
+  static void send_all(int fd, const std::string& out) {
     size_t off = 0;
     while (off < out.size()) {
       ssize_t n = ::send(fd, out.data() + off, out.size() - off, MSG_NOSIGNAL);
       if (n <= 0) break;
       off += static_cast<size_t>(n);
     }
-    ::shutdown(fd, SHUT_WR);
-    ::close(fd);
   }
 
   Handler handler_;

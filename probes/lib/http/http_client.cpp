@@ -256,6 +256,9 @@ Response Client::perform(const Request& req, const ProbeContext& ctx, std::strin
   } else if (rc == CURLE_GOT_NOTHING) {
     r.reason = Reason::connection_reset;
     r.message = shown + ": the server closed the connection without answering";
+  } else if (rc == CURLE_PARTIAL_FILE) {
+    r.reason = Reason::connection_reset;  // a FIN where the rest of the body should be: the same cut as a reset
+    r.message = shown + ": the server closed the connection before the whole answer arrived";
   } else if ((rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) && (os_errno == ECONNRESET || os_errno == EPIPE)) {
     r.reason = Reason::connection_reset;
     r.message = shown + ": connection reset by the server";
