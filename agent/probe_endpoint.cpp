@@ -67,6 +67,12 @@ void ProbeEndpoint::handle(const HttpRequest& req, Respond respond) {
       return respond(HttpReply::text(400, "invalid X-Prometheus-Scrape-Timeout-Seconds header\n"));
     }
   }
+  // Identical requests in flight share one run (see probe_coalescer.h).
+  if (auto leader = coalescer_.join(ProbeCoalescer::key(req), std::move(respond))) {
+    respond = std::move(*leader);
+  } else {
+    return;
+  }
   if (inflight_.load() >= kMaxInflight) return respond(HttpReply::text(503, "too many concurrent /probe requests\n"));
   ++inflight_;
   auto start = Clock::now();
