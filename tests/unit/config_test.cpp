@@ -2,6 +2,8 @@
 // naming file, line and key; valid files give the expected settings.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "agent/config.h"
 #include "probes/config_table.h"
 #include "tests/support/support.h"
@@ -142,6 +144,19 @@ TEST(ConfigTable, NestedUnknownKeysAndCanonicalForm) {
   auto root3 = toml::parse(in3, "o.toml");
   EXPECT_EQ(ConfigTable(root.as_table().at("t"), "t").canonical(), ConfigTable(root3.as_table().at("t"), "t").canonical());
   EXPECT_NE(ConfigTable(root.as_table().at("t"), "t").canonical(), ConfigTable(root2.as_table().at("t"), "t").canonical());
+}
+
+// systemd SIGKILLs a service that takes longer than TimeoutStopSec to stop;
+// the agent's shutdown waits for running probes, each bounded by its timeout.
+TEST(Deploy, UnitStopTimeoutExceedsTheLongestProbeTimeout) {
+  std::ifstream unit(std::string(PACS_SOURCE_DIR) + "/deploy/pacs-agent.service");
+  ASSERT_TRUE(unit);
+  std::string line, value;
+  while (std::getline(unit, line))
+    if (line.rfind("TimeoutStopSec=", 0) == 0) value = line.substr(15);
+  auto stop = parse_duration(value);
+  ASSERT_TRUE(stop) << "TimeoutStopSec=" << value;
+  EXPECT_GE(*stop, kMaxProbeTimeout + std::chrono::seconds(2)) << "TimeoutStopSec=" << value;
 }
 
 }  // namespace
