@@ -10,6 +10,7 @@ PACS_PACKAGES=(
   libtoml11-dev libgtest-dev nlohmann-json3-dev zlib1g-dev libssl-dev
   orthanc prometheus prometheus-alertmanager
   libcrypt-dev dpkg-dev file systemd
+  clang-14 libclang-rt-14-dev ccache util-linux
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -68,10 +68,13 @@ double as_number(const nlohmann::json& v, bool& ok) {
 
 ProbeResult OrthancJobsProbe::run(const ProbeContext& ctx) {
   http::Client http(http_);
-  ProbeResult r = ProbeResult::ok();
+  ProbeResult r = orthanc_jobs_answer(ProbeResult::ok(), http.get(url_ + "/jobs?expand", ctx));
+  if (!r.success) return r;
+  return orthanc_statistics_answer(std::move(r), http.get(url_ + "/statistics", ctx));
+}
 
-  // 1. Jobs.
-  auto h = http.get(url_ + "/jobs?expand", ctx);
+// 1. Jobs.
+ProbeResult orthanc_jobs_answer(ProbeResult r, const http::Response& h) {
   detail::add_status_code(r, h);
   if (!h.ok) return detail::fail_from(std::move(r), h);
   auto jobs = detail::parse_json(h, "GET /jobs?expand", r);
@@ -114,9 +117,11 @@ ProbeResult OrthancJobsProbe::run(const ProbeContext& ctx) {
     age = std::max(0.0, now - *oldest_pending);
   }
   r.add("pacs_queue_oldest_item_age_seconds", "Age of the oldest waiting item (0 when the queue is empty).", age);
+  return r;
+}
 
-  // 2. Archive contents.
-  h = http.get(url_ + "/statistics", ctx);
+// 2. Archive contents.
+ProbeResult orthanc_statistics_answer(ProbeResult r, const http::Response& h) {
   r.samples.erase(std::remove_if(r.samples.begin(), r.samples.end(),
                                  [](const Sample& s) { return s.name == "pacs_http_status_code"; }),
                   r.samples.end());

@@ -114,6 +114,12 @@ class HttpJsonProbe : public Probe {
   http::Settings http_;
 };
 
+// What the HTTP probes make of an answer (no I/O: for tests and fuzzing).
+// `r` carries what earlier requests of the same run gathered.
+ProbeResult orthanc_jobs_answer(ProbeResult r, const http::Response& jobs);
+ProbeResult orthanc_statistics_answer(ProbeResult r, const http::Response& statistics);
+ProbeResult http_json_answer(const http::Response& h, const std::string& url, const std::vector<JsonValueSpec>& values);
+
 const std::vector<Reason>& directory_reasons();
 const std::vector<Reason>& http_reasons();
 
