@@ -194,6 +194,38 @@ TEST(AgentHardening, SighupThenSigtermFiftyTimesExitsCleanly) {
   }
 }
 
+// The old readiness cue (the port accepts TCP) comes before the agent
+// serves: systemd may signal the service at any such moment. A SIGHUP then
+// must not kill it (its default action), a SIGTERM must be a clean stop.
+TEST(AgentHardening, SignalsDuringStartUpAreHandled) {
+  TempDir dir;
+  auto cfg = dir.write("agent.toml", "[[filesystem]]\nname = \"root\"\npath = \"/\"\n");
+  for (int i = 0; i < 10; ++i) {
+    int port = free_port();
+    Process p({agent_binary(), "--config.file=" + cfg.string(), "--web.listen-address=127.0.0.1:" + std::to_string(port)},
+              dir / ("start-" + std::to_string(i) + ".log"));
+    ASSERT_TRUE(wait_for_port(port, 30s)) << p.log();
+    p.kill_signal(SIGHUP);
+    ASSERT_TRUE(wait_for_http(port)) << "run " << i << ": SIGHUP during start-up killed the agent\n" << p.log();
+    EXPECT_TRUE(p.running());
+    p.kill_signal(SIGTERM);
+    auto rc = p.wait_exit(60s);
+    ASSERT_TRUE(rc) << p.log();
+    EXPECT_EQ(*rc, 0) << p.log();
+  }
+  for (int i = 0; i < 10; ++i) {
+    int port = free_port();
+    Process p({agent_binary(), "--config.file=" + cfg.string(), "--web.listen-address=127.0.0.1:" + std::to_string(port)},
+              dir / ("stop-" + std::to_string(i) + ".log"));
+    ASSERT_TRUE(wait_for_port(port, 30s)) << p.log();
+    p.kill_signal(SIGTERM);
+    auto rc = p.wait_exit(60s);
+    ASSERT_TRUE(rc) << p.log();
+    EXPECT_EQ(*rc, 0) << "run " << i << ": SIGTERM during start-up took the default action\n" << p.log();
+    EXPECT_NE(p.log().find("msg=stopped"), std::string::npos) << p.log();
+  }
+}
+
 TEST(AgentHardening, ReloadEndpointIsOffByDefaultSighupAlwaysWorks) {
   TempDir dir;
   auto fs_cfg = [](const std::string& name) { return "[[filesystem]]\nname = \"" + name + "\"\npath = \"/\"\n"; };
