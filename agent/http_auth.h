@@ -51,6 +51,10 @@ class BasicAuth {
   // at once on this thread with `busy` when the queue is full).
   void verify(const std::string& authorization, std::function<void(Verdict)> done);
 
+  // Answers queued checks with `busy` and joins the pool (also done by the
+  // destructor). The server calls it before its connections go away.
+  void stop() { pool_.stop(); }
+
   std::uint64_t bcrypt_runs() const { return bcrypt_runs_.load(); }
 
  private:

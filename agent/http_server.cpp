@@ -347,20 +347,17 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     lowest().close();
   }
 
-  // Idle until the next request's first byte (already buffered: go on).
+  // Idle until the next request's first byte (already buffered: go on). The
+  // first bytes are read through the stream itself: with TLS, the handshake
+  // may already have pulled the request's record off the socket.
   void wait_request() {
     if (closed_) return;
-    bool buffered = buffer_.size() > 0;
-    if constexpr (kTls) buffered = buffered || SSL_pending(stream_.native_handle()) > 0;
-    if (buffered) return do_read();
+    if (buffer_.size() > 0) return do_read();
     shared_->set_idle(this, true);
-    timer_.expires_after(shared_->limits.idle_timeout);
-    timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
-      if (!ec) self->close_now();  // idle too long
-    });
-    lowest().socket().async_wait(tcp::socket::wait_read, [self = this->shared_from_this()](beast::error_code ec) {
-      self->timer_.cancel();
-      if (ec || self->closed_) return;
+    lowest().expires_after(shared_->limits.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(4096), [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+      if (ec || self->closed_) return;  // closed by the client, idle too long, or evicted
+      self->buffer_.commit(n);
       self->do_read();
     });
   }
@@ -503,7 +500,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   }
 
   Stream stream_;
-  net::steady_timer timer_;  // idle wait, then the handler deadline
+  net::steady_timer timer_;  // the handler deadline
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
@@ -571,7 +568,12 @@ HttpServer::HttpServer(net::io_context& ioc, Logger& log, HttpHandler handler, H
                        HttpSecurity security, std::shared_ptr<prometheus::Registry> metrics)
     : ioc_(ioc), shared_(std::make_shared<Shared>(log, std::move(handler), limits, security, std::move(metrics))) {}
 
-HttpServer::~HttpServer() { stop(); }
+// The bcrypt pool's callbacks hold connections: stop it while the server and
+// its io_context still exist, so none runs (or frees a connection) later.
+HttpServer::~HttpServer() {
+  stop();
+  if (auto a = shared_->current_auth()) a->stop();
+}
 
 void HttpServer::set_security(const HttpSecurity& security) { shared_->set_security(security); }
 

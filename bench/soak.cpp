@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -193,6 +194,26 @@ Sample sample(pid_t pid) {
 
 double pct(double a, double b) { return a == 0 ? 0 : 100.0 * (b - a) / a; }
 
+// Open descriptors and threads move with the probe runs in flight at the
+// instant of a sample; the median of a few samples a second apart is the
+// figure, with the range beside it.
+struct Window {
+  std::vector<Sample> s;
+  template <class F>
+  double median(F f) const {
+    std::vector<double> v;
+    for (const auto& x : s) v.push_back(f(x));
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[v.size() / 2];
+  }
+  template <class F>
+  std::pair<double, double> range(F f) const {
+    double lo = 1e300, hi = -1e300;
+    for (const auto& x : s) lo = std::min(lo, f(x)), hi = std::max(hi, f(x));
+    return {lo, hi};
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -255,21 +276,20 @@ int main(int argc, char** argv) {
   std::printf("%8s %10s %6s %8s %10s %10s\n", "t (s)", "RSS (MiB)", "fds", "threads", "CPU (s)", "scrape (B)");
   auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
-  Sample first = sample(pid), start{}, last{};
-  bool started = false;
+  Sample first = sample(pid), last{};
+  Window start, end;
+  const double total = warmup + minutes * 60;
   double next_print = 0;
   size_t scrape_bytes = 0;
   long scrapes = 0, failed_scrapes = 0;
-  while (elapsed() < warmup + minutes * 60) {
+  while (elapsed() < total) {
     auto body = http_get(port, "/metrics");
     ++scrapes;
     if (body.find(" 200 ") == std::string::npos) ++failed_scrapes;
     scrape_bytes = body.size();
     if (scrapes % 30 == 0) http_get(port, "/probe?target=t" + std::to_string(scrapes / 30 % n));
-    if (!started && elapsed() >= warmup) {
-      start = sample(pid);
-      started = true;
-    }
+    if (elapsed() >= warmup && start.s.size() < 15) start.s.push_back(sample(pid));
+    if (elapsed() >= total - 16) end.s.push_back(sample(pid));
     if (elapsed() >= next_print) {
       last = sample(pid);
       std::printf("%8.0f %10.1f %6d %8d %10.1f %10zu\n", elapsed(), last.rss_mib, last.fds, last.threads, last.cpu_seconds,
@@ -279,20 +299,23 @@ int main(int argc, char** argv) {
     }
     std::this_thread::sleep_for(1s);
   }
-  Sample end = sample(pid);
+  Sample last_cpu = sample(pid);
   ::kill(pid, SIGTERM);
   int status = 0;
   ::waitpid(pid, &status, 0);
   ::kill(scp, SIGTERM);
   ::waitpid(scp, nullptr, 0);
-  double run_cpu = end.cpu_seconds - start.cpu_seconds;
-  std::printf("\nsoak figures (start = after warm-up; first = right after start-up):\n");
-  std::printf("  %-8s first %8.1f  start %8.1f  end %8.1f  drift %+6.1f %%\n", "RSS MiB", first.rss_mib, start.rss_mib,
-              end.rss_mib, pct(start.rss_mib, end.rss_mib));
-  std::printf("  %-8s first %8d  start %8d  end %8d  drift %+6.1f %%\n", "fds", first.fds, start.fds, end.fds,
-              pct(start.fds, end.fds));
-  std::printf("  %-8s first %8d  start %8d  end %8d  drift %+6.1f %%\n", "threads", first.threads, start.threads,
-              end.threads, pct(start.threads, end.threads));
+  double run_cpu = last_cpu.cpu_seconds - start.median([](const Sample& x) { return x.cpu_seconds; });
+  std::printf("\nsoak figures: median of ~15 samples 1 s apart after the warm-up (start) and at the end; [range]\n");
+  auto row = [&](const char* name, double f, auto get) {
+    double a = start.median(get), b = end.median(get);
+    auto ra = start.range(get), rb = end.range(get);
+    std::printf("  %-8s first %7.1f  start %7.1f [%.0f-%.0f]  end %7.1f [%.0f-%.0f]  drift %+6.1f %%\n", name, f, a,
+                ra.first, ra.second, b, rb.first, rb.second, pct(a, b));
+  };
+  row("RSS MiB", first.rss_mib, [](const Sample& x) { return x.rss_mib; });
+  row("fds", first.fds, [](const Sample& x) { return static_cast<double>(x.fds); });
+  row("threads", first.threads, [](const Sample& x) { return static_cast<double>(x.threads); });
   std::printf("  CPU %.1f s over %.0f s measured (%.1f %% of one core); scrapes %ld, failed %ld; exit %s\n", run_cpu,
               minutes * 60, 100 * run_cpu / (minutes * 60), scrapes, failed_scrapes,
               WIFEXITED(status) ? std::to_string(WEXITSTATUS(status)).c_str() : "by signal");
