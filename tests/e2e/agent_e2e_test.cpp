@@ -22,7 +22,7 @@ struct RunningAgent {
   RunningAgent(TempDir& dir, const std::string& config, const std::vector<std::string>& extra = {})
       : port(free_port()) {
     std::vector<std::string> argv = {agent_binary(), "--web.listen-address=127.0.0.1:" + std::to_string(port),
-                                     "--log.level=debug"};
+                                     "--log.level=debug", "--web.enable-lifecycle"};
     if (!config.empty()) argv.push_back("--config.file=" + config);
     for (const auto& e : extra) argv.push_back(e);
     proc = std::make_unique<Process>(argv, dir / ("agent-" + std::to_string(port) + ".log"));
