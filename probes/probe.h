@@ -50,6 +50,10 @@ enum class Reason {
   http_status,           // HTTP answer with a non-2xx status code
   io_error,              // local I/O failed (ENOENT, EACCES, ...)
   io_timeout,            // local I/O did not return before the deadline (stuck mount)
+  stored_not_found,      // the archive accepted a stored object but never showed it to a query
+  content_mismatch,      // an object came back from the archive, but not as it was stored
+  inbound_timeout,       // the peer did not connect back to the agent (C-MOVE, commitment report) in time
+  commitment_failed,     // storage commitment reported the stored object as failed (or left it out)
   internal,              // bug or unexpected exception inside the agent
 };
 

@@ -8,8 +8,9 @@ PACS_PACKAGES=(
   g++ cmake ninja-build pkg-config git python3 curl openssl ca-certificates
   prometheus-cpp-dev libdcmtk-dev dcmtk libboost-dev libcurl4-openssl-dev
   libtoml11-dev libgtest-dev nlohmann-json3-dev zlib1g-dev libssl-dev
-  orthanc prometheus prometheus-alertmanager
+  orthanc prometheus prometheus-alertmanager python3-yaml victoria-metrics
   libcrypt-dev dpkg-dev file systemd
+  python3-matplotlib chromium   # pacs-capacity-report's charts; its e2e test renders the HTML
   clang-14 libclang-rt-14-dev ccache util-linux
 )
 

@@ -14,12 +14,14 @@
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
+#include <cstdio>
 #include <ctime>
 #include <map>
 #include <mutex>
 #include <set>
 #include <thread>
 
+#include "dcmtk/dcmdata/dcuid.h"
 #include "dcmtk/dcmnet/cond.h"
 #include "dcmtk/dcmnet/dcmlayer.h"
 #include "dcmtk/dcmnet/dcmtrans.h"
@@ -54,6 +56,12 @@ struct DicomAssociation::Guard {
   // Owned by the watchdog (under its mutex).
   Clock::time_point scheduled{};
   bool queued = false;
+  // Transcript steps written at the moment of the connect, on the thread
+  // that opens the association (createConnection runs there).
+  Transcript* transcript = nullptr;
+  Clock::time_point connect_started{};
+  std::string peer;     // "127.0.0.1:104"
+  std::string rq_text;  // the A-ASSOCIATE-RQ step, sent right after a plain TCP connect
 
   ~Guard() {
     if (fd >= 0) ::close(fd);
@@ -196,9 +204,19 @@ void adopt_socket(Guard* g, int s) {
 
 void note_connected(Guard* g, DcmNativeSocketType s) {
   adopt_socket(g, s);
-  std::lock_guard lk(g->mu);
-  g->connected_at = Clock::now();
-  g->connected = true;
+  Clock::time_point at;
+  {
+    std::lock_guard lk(g->mu);
+    at = g->connected_at = Clock::now();
+    g->connected = true;
+  }
+  if (g->transcript) {
+    char buf[48];
+    std::snprintf(buf, sizeof buf, " in %.1f ms",
+                  std::chrono::duration<double, std::milli>(at - g->connect_started).count());
+    g->transcript->add("connect", "TCP " + g->peer + buf);
+    if (!g->rq_text.empty()) g->transcript->add("A-ASSOCIATE-RQ", g->rq_text);
+  }
 }
 
 // Plain TCP: DCMTK's own connection, plus the connect time and the socket.
@@ -214,17 +232,37 @@ class TimedTcpLayer : public DcmTransportLayer {
   Guard* guard_;
 };
 
-// DICOM-TLS: one layer (SSL_CTX) per association, as dcmtk-notes §4 advises.
+// DICOM-TLS: one layer (SSL_CTX) per association, never shared between
+// threads (docs/dcmtk.md, "DICOM-TLS").
 class TimedTlsLayer : public DcmTLSTransportLayer {
  public:
   explicit TimedTlsLayer(Guard* g) : DcmTLSTransportLayer(NET_REQUESTOR, nullptr, OFFalse), guard_(g) {}
   DcmTransportConnection* createConnection(DcmNativeSocketType s, OFBool secure) override {
     note_connected(guard_, s);
-    return DcmTLSTransportLayer::createConnection(s, secure);
+    connection_ = DcmTLSTransportLayer::createConnection(s, secure);
+    return connection_;
+  }
+  // "TLSv1.3" after the handshake (owned by DCMTK's association; read only
+  // while it is alive).
+  std::string protocol() const {
+    if (!connection_) return {};
+    OFString dump;
+    connection_->dumpConnectionParameters(dump);
+    std::string d = dump.c_str();
+    auto p = d.find("Protocol");
+    if (p == std::string::npos) return {};
+    p = d.find(':', p);
+    if (p == std::string::npos) return {};
+    auto e = d.find('\n', p);
+    std::string v = d.substr(p + 1, e == std::string::npos ? std::string::npos : e - p - 1);
+    while (!v.empty() && v.front() == ' ') v.erase(0, 1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\r')) v.pop_back();
+    return v;
   }
 
  private:
   Guard* guard_;
+  DcmTransportConnection* connection_ = nullptr;
 };
 
 const std::string& local_host_name() {
@@ -263,8 +301,35 @@ bool connect_hook_adopts(int domain, int type) {
   return adopted;
 }
 
-
 void stop_watchdog() { Watchdog::instance().stop(); }
+
+SocketDeadline::SocketDeadline(int fd, Clock::time_point deadline) : guard_(std::make_unique<Guard>()) {
+  adopt_socket(guard_.get(), fd);
+  Watchdog::instance().arm(guard_.get(), deadline);
+}
+
+SocketDeadline::~SocketDeadline() { Watchdog::instance().disarm(guard_.get()); }
+
+void SocketDeadline::shutdown_now() {
+  std::lock_guard lk(guard_->mu);
+  if (guard_->fd >= 0) ::shutdown(guard_->fd, SHUT_RDWR);
+}
+
+bool SocketDeadline::fired() const {
+  std::lock_guard lk(guard_->mu);
+  return guard_->fired;
+}
+
+std::string uid_name(const std::string& uid) {
+  const char* n = dcmFindNameOfUID(uid.c_str(), nullptr);
+  if (!n) return uid;
+  std::string s = n;
+  for (const char* suffix : {"SOPClass", "TransferSyntax"}) {
+    std::string x = suffix;
+    if (s.size() > x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0) s.erase(s.size() - x.size());
+  }
+  return s;
+}
 
 // ---------------------------------------------------------------------------
 // DNS with a deadline.
@@ -354,6 +419,39 @@ DicomAssociation::~DicomAssociation() {
   Watchdog::instance().disarm(guard_.get());
 }
 
+int DicomAssociation::poll_fd() const {
+  std::lock_guard lk(guard_->mu);
+  return guard_->fd;
+}
+
+void DicomAssociation::note(std::string step, std::string detail) const {
+  if (settings_.transcript) settings_.transcript->add(std::move(step), std::move(detail));
+}
+
+// "accepted: Verification (LittleEndianImplicit); not accepted: 1 of 2; their max PDU 16384"
+void DicomAssociation::note_accepted() const {
+  if (!settings_.transcript || !assoc_) return;
+  std::string acc, refused;
+  int n = ASC_countPresentationContexts(assoc_->params), shown = 0, not_accepted = 0;
+  for (int i = 0; i < n; ++i) {
+    T_ASC_PresentationContext pc;
+    if (ASC_getPresentationContext(assoc_->params, i, &pc).bad()) continue;
+    if (pc.resultReason != ASC_P_ACCEPTANCE) {
+      ++not_accepted;
+      continue;
+    }
+    if (shown++ < 6) {
+      acc += (acc.empty() ? "" : ", ") + uid_name(pc.abstractSyntax) + " (" + uid_name(pc.acceptedTransferSyntax) +
+             (pc.acceptedRole == ASC_SC_ROLE_SCP ? ", we are SCP" : "") + ")";
+    }
+  }
+  if (shown > 6) acc += ", +" + std::to_string(shown - 6) + " more";
+  std::string d = "accepted: " + (acc.empty() ? std::string("none") : acc);
+  if (not_accepted) d += "; not accepted: " + std::to_string(not_accepted) + " of " + std::to_string(n);
+  d += "; their max PDU " + std::to_string(assoc_->params->theirMaxPDUReceiveSize);
+  note("A-ASSOCIATE-AC", d);
+}
+
 bool DicomAssociation::deadline_hit() const {
   std::lock_guard lk(guard_->mu);
   return guard_->fired || Clock::now() >= deadline_;
@@ -387,12 +485,21 @@ Failure DicomAssociation::failure(const OFCondition& cond, const std::string& wh
 std::optional<Failure> DicomAssociation::open() {
   phase_ = Phase::resolve;
   if (Clock::now() >= deadline_) return Failure{Reason::connect_timeout, "deadline passed before connecting"};
+  auto r0 = Clock::now();
   auto res = resolve_ipv4(settings_.host, deadline_);
   if (res.timed_out) {
+    note("resolve", settings_.host + ": no answer before the deadline");
     return Failure{Reason::dns_failure, "DNS lookup of \"" + settings_.host + "\" did not finish before the deadline"};
   }
   if (res.address.empty()) {
+    note("resolve", settings_.host + ": " + res.error);
     return Failure{Reason::dns_failure, "DNS lookup of \"" + settings_.host + "\" failed: " + res.error};
+  }
+  if (settings_.transcript) {
+    note("resolve", res.address == settings_.host
+                        ? settings_.host + " (IP address, no lookup)"
+                        : settings_.host + " -> " + res.address + " in " + std::to_string(static_cast<int>(
+                              std::chrono::duration<double, std::milli>(Clock::now() - r0).count())) + " ms");
   }
 
   phase_ = Phase::connect;
@@ -437,20 +544,42 @@ std::optional<Failure> DicomAssociation::open() {
   if (cond.good()) cond = ASC_setTransportLayerType(params_, settings_.tls ? OFTrue : OFFalse);
   std::string peer = res.address + ":" + std::to_string(settings_.port);
   if (cond.good()) cond = ASC_setPresentationAddresses(params_, local_host_name().c_str(), peer.c_str());
+  std::string rq_text;
   T_ASC_PresentationContextID pcid = 1;
   for (const auto& pc : settings_.contexts) {
     if (cond.bad()) break;
     std::vector<const char*> ts;
     for (const auto& s : pc.transfer_syntaxes) ts.push_back(s.c_str());
-    cond = ASC_addPresentationContext(params_, pcid, pc.abstract_syntax.c_str(), ts.data(), static_cast<int>(ts.size()));
+    cond = ASC_addPresentationContext(params_, pcid, pc.abstract_syntax.c_str(), ts.data(), static_cast<int>(ts.size()),
+                                      pc.role);
     pcid = static_cast<T_ASC_PresentationContextID>(pcid + 2);
   }
   if (cond.bad()) return Failure{Reason::internal, std::string("association parameters: ") + cond.text()};
+  if (settings_.transcript) {
+    std::string d = settings_.calling_ae_title + " -> " + settings_.called_ae_title + " at " + peer + ", " +
+                    std::to_string(settings_.contexts.size()) + " presentation context(s): ";
+    for (size_t i = 0; i < settings_.contexts.size() && i < 4; ++i) {
+      const auto& pc = settings_.contexts[i];
+      d += (i ? ", " : "") + uid_name(pc.abstract_syntax) + (pc.role == ASC_SC_ROLE_SCP ? " (as SCP)" : "") + " [";
+      for (size_t t = 0; t < pc.transfer_syntaxes.size(); ++t) d += (t ? " " : "") + uid_name(pc.transfer_syntaxes[t]);
+      d += "]";
+    }
+    if (settings_.contexts.size() > 4) d += ", +" + std::to_string(settings_.contexts.size() - 4) + " more";
+    d += "; our max PDU " + std::to_string(ASC_DEFAULTMAXPDU);
+    rq_text = d;
+  }
+  // Plain TCP: connect and A-ASSOCIATE-RQ are noted when the connect
+  // completes (TimedTcpLayer); with TLS the request follows the handshake
+  // and is noted with its outcome.
+  guard_->transcript = settings_.transcript;
+  guard_->peer = peer;
+  if (!settings_.tls) guard_->rq_text = rq_text;
 
   // DCMTK 3.6.7 waits for the connect in poll(), restarted on EINTR with
   // the full process-global timeout: the only handle on it is the socket,
   // which our connect() hook hands to the watchdog.
   auto t0 = Clock::now();
+  guard_->connect_started = t0;
   {
     ConnectingScope scope(guard_.get());
     cond = ASC_requestAssociation(net_, params_, &assoc_);
@@ -468,22 +597,47 @@ std::optional<Failure> DicomAssociation::open() {
     times_.associate = seconds_between(connected_at, t1);
     phase_ = Phase::associate;
   }
+  guard_->transcript = nullptr;
   if (cond.bad()) {
     std::optional<Failure> f;
     if (cond == DUL_ASSOCIATIONREJECTED) {
+      if (settings_.tls) note("A-ASSOCIATE-RQ", rq_text);
       T_ASC_RejectParameters rej{};
       ASC_getRejectParameters(params_, &rej);
       reject_ = RejectInfo{static_cast<int>(rej.result), static_cast<int>(rej.source), static_cast<int>(rej.reason)};
       f = Failure{Reason::association_rejected, reject_message(reject_->result, reject_->source, reject_->dcmtk_reason)};
+      note("A-ASSOCIATE-RJ", f->message.substr(std::string("association rejected: ").size()));
     } else {
       f = failure(cond, "A-ASSOCIATE");
+      if (settings_.tls && connected) {
+        if (f->reason == Reason::tls_failure) note("TLS", std::string("handshake failed: ") + (cond.text() ? cond.text() : ""));
+        else note("A-ASSOCIATE-RQ", rq_text);  // (if the handshake got that far)
+      }
+      note("A-ASSOCIATE", std::string(to_string(f->reason)) + ": " + f->message);
     }
     if (assoc_) params_ = nullptr;  // owned by the association now
     return f;
   }
   params_ = nullptr;
   associated_ = true;
-  if (settings_.tls) read_peer_certificate();
+  if (settings_.tls) {
+    read_peer_certificate();
+    if (settings_.transcript) {
+      std::string d = static_cast<TimedTlsLayer*>(layer_.get())->protocol();
+      if (d.empty()) d = "handshake done";
+      if (cert_not_after_) {
+        std::time_t t = static_cast<std::time_t>(*cert_not_after_);
+        std::tm tm{};
+        gmtime_r(&t, &tm);
+        char buf[64];
+        std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        d += ", peer certificate expires " + std::string(buf);
+      }
+      note("TLS", d);
+      note("A-ASSOCIATE-RQ", rq_text);
+    }
+  }
+  note_accepted();
   if (ASC_countAcceptedPresentationContexts(assoc_->params) == 0) {
     abort();
     return Failure{Reason::association_rejected,
@@ -507,13 +661,20 @@ void DicomAssociation::end_dimse() { times_.dimse = seconds_between(phase_start_
 std::optional<Failure> DicomAssociation::release() {
   phase_ = Phase::release;
   auto t0 = Clock::now();
+  note("A-RELEASE-RQ", "");
   OFCondition cond = ASC_releaseAssociation(assoc_);
   times_.release = seconds_between(t0, Clock::now());
   if (cond.good()) {
     associated_ = false;
+    if (settings_.transcript) {
+      char buf[48];
+      std::snprintf(buf, sizeof buf, "in %.1f ms", *times_.release * 1000);
+      note("A-RELEASE-RP", buf);
+    }
     return std::nullopt;
   }
   auto f = failure(cond, "A-RELEASE");
+  note("A-RELEASE", std::string(to_string(f.reason)) + ": " + f.message);
   abort();
   return f;
 }
@@ -523,6 +684,7 @@ void DicomAssociation::abort() {
   associated_ = false;
   // A-ABORT, then DCMTK waits for the peer to close: allow it a moment only.
   Watchdog::instance().tighten(guard_.get(), std::min(deadline_, Clock::now() + 250ms));
+  note("A-ABORT", "sent");
   ASC_abortAssociation(assoc_);
 }
 

@@ -2,7 +2,7 @@
 // (as echoscu uses it), so A-ASSOCIATE-RJ result/source/reason are readable.
 //
 // How the deadline is kept (DCMTK 3.6.7 has no per-association bound on DNS,
-// TCP connect or the TLS handshake, see docs/dcmtk-notes.md §3):
+// TCP connect or the TLS handshake, see docs/dcmtk.md):
 //   - the host name is resolved here with the deadline, DCMTK gets an IP;
 //   - a connect() hook (association.cpp) hands the socket DCMTK is about to
 //     connect to the watchdog (as a dup, so the number cannot be reused under
@@ -32,6 +32,9 @@ namespace pacs::dicom {
 struct PresentationContextRequest {
   std::string abstract_syntax;
   std::vector<std::string> transfer_syntaxes;
+  // ASC_SC_ROLE_SCP for the storage contexts of a C-GET (the peer sends us
+  // C-STOREs on this association); default otherwise.
+  T_ASC_SC_ROLE role = ASC_SC_ROLE_DEFAULT;
 };
 
 struct AssociationSettings {
@@ -41,6 +44,9 @@ struct AssociationSettings {
   std::string called_ae_title;
   std::vector<PresentationContextRequest> contexts;
   const TlsOptions* tls = nullptr;  // must outlive the association
+  // Where the steps of open/release/abort are written (ProbeContext::transcript);
+  // null when nobody asked for a transcript.
+  Transcript* transcript = nullptr;
 };
 
 struct RejectInfo {
@@ -75,6 +81,11 @@ class DicomAssociation {
   T_ASC_PresentationContextID accepted_context(const std::string& abstract_syntax) const;
   // Whole seconds left (>= 1) for DCMTK's per-call timeouts.
   int timeout_seconds() const;
+  Clock::time_point deadline() const { return deadline_; }
+  // Our own descriptor of the association's socket (a dup), for poll():
+  // readable when the peer sent something (e.g. an N-EVENT-REPORT). -1
+  // before open() connected.
+  int poll_fd() const;
 
   // Marks the DIMSE phase; end_dimse() records its duration.
   void begin_dimse();
@@ -99,6 +110,8 @@ class DicomAssociation {
 
  private:
   void read_peer_certificate();
+  void note(std::string step, std::string detail) const;
+  void note_accepted() const;
 
   AssociationSettings settings_;
   Clock::time_point deadline_;
@@ -109,6 +122,7 @@ class DicomAssociation {
   Clock::time_point phase_start_{};
   std::unique_ptr<Guard> guard_;
   std::unique_ptr<DcmTransportLayer> layer_;
+  std::string tls_protocol_;  // e.g. "TLSv1.3", after a handshake
   T_ASC_Network* net_ = nullptr;
   T_ASC_Parameters* params_ = nullptr;  // owned by assoc_ once requested
   T_ASC_Association* assoc_ = nullptr;
@@ -125,6 +139,29 @@ bool connect_hook_active();
 bool connect_hook_adopts(int domain, int type);
 // Stops the watchdog thread (it restarts on demand).
 void stop_watchdog();
+
+// A socket shut down (SHUT_RDWR) by the watchdog when `deadline` passes,
+// for sockets DCMTK does not connect itself (the agent's own storage SCP).
+// Keeps a dup of `fd` so the number cannot be reused under the watchdog.
+class SocketDeadline {
+ public:
+  SocketDeadline(int fd, Clock::time_point deadline);
+  ~SocketDeadline();  // disarms, closes the dup
+  SocketDeadline(const SocketDeadline&) = delete;
+  SocketDeadline& operator=(const SocketDeadline&) = delete;
+  // Shuts the socket down now (ends any blocked read/write on it).
+  void shutdown_now();
+  bool fired() const;
+
+ private:
+  std::unique_ptr<DicomAssociation::Guard> guard_;
+};
+
+// Short display name of a UID from DCMTK's table ("Verification",
+// "SecondaryCaptureImageStorage", "LittleEndianExplicit"), or the UID for
+// one it does not know (configured or well-known UIDs only: never a UID a
+// peer sent about an object).
+std::string uid_name(const std::string& uid);
 
 // Resolves `host` to an IPv4 literal before `deadline`. A lookup that hangs
 // keeps at most one helper thread per host name: later callers wait for the

@@ -1,6 +1,7 @@
 // [[dicom]] table -> one ProbeSpec per check (dicom_echo, dicom_find,
-// dicom_worklist), and the kind's descriptor. Every default lives here;
-// README.md lists them.
+// dicom_worklist, dicom_store, dicom_retrieve, dicom_commit), and the kind's
+// descriptor. Every default lives here; README.md lists them.
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -49,16 +50,21 @@ void validate_host(const ConfigTable& t, const std::string& host) {
   }
 }
 
+constexpr const char* kValidChecks = "echo, find, worklist, store, retrieve, commit";
+
 std::vector<Check> read_checks(const ConfigTable& t) {
   auto names = t.string_array("checks", {"echo"});
-  if (names.empty()) t.fail("checks", "must not be empty (valid: echo, find, worklist)");
+  if (names.empty()) t.fail("checks", std::string("must not be empty (valid: ") + kValidChecks + ")");
   std::vector<Check> out;
   for (const auto& n : names) {
     Check c;
     if (n == "echo") c = Check::echo;
     else if (n == "find") c = Check::find;
     else if (n == "worklist") c = Check::worklist;
-    else t.fail("checks", "unknown check \"" + n + "\" (valid: echo, find, worklist)");
+    else if (n == "store") c = Check::store;
+    else if (n == "retrieve") c = Check::retrieve;
+    else if (n == "commit") c = Check::commit;
+    else t.fail("checks", "unknown check \"" + n + "\" (valid: " + kValidChecks + ")");
     if (std::find(out.begin(), out.end(), c) != out.end()) t.fail("checks", "duplicate check \"" + n + "\"");
     out.push_back(c);
   }
@@ -138,6 +144,59 @@ std::optional<TlsOptions> read_tls(const ConfigTable& t) {
   return o;
 }
 
+// The agent's storage SCP: where it listens, under which AE title.
+ScpOptions read_scp(const ConfigTable& t, const std::string& ae_key, const std::string& default_ae, bool required) {
+  ScpOptions s;
+  s.ae_title = read_ae(t, ae_key, default_ae);
+  s.listen_address = t.string("listen_address", "0.0.0.0");
+  in_addr a{};
+  if (::inet_pton(AF_INET, s.listen_address.c_str(), &a) != 1) {
+    t.fail("listen_address", "must be an IPv4 address of this host (0.0.0.0 = every interface)");
+  }
+  if (required && !t.has("listen_port")) {
+    t.fail_table("missing required key \"listen_port\": the port of the agent's storage SCP, where the archive "
+                 "connects back");
+  }
+  s.listen_port = static_cast<int>(t.integer("listen_port", 0, 1, 65535));
+  return s;
+}
+
+RetrieveOptions read_retrieve(const ConfigTable& t, const std::string& calling_ae) {
+  RetrieveOptions r;
+  auto rt = t.table("retrieve");
+  if (!rt) return r;
+  auto method = rt->string("method", "get");
+  if (method == "get") r.method = RetrieveOptions::Method::get;
+  else if (method == "move") r.method = RetrieveOptions::Method::move;
+  else rt->fail("method", "must be \"get\" or \"move\"");
+  if (auto uid = rt->optional_string("study_uid")) {
+    if (!canary::valid_uid(*uid)) rt->fail("study_uid", "must be a DICOM UID (digits and dots, at most 64 characters)");
+    r.study_uid = *uid;
+  }
+  if (r.method == RetrieveOptions::Method::move) {
+    r.scp = read_scp(*rt, "move_destination", calling_ae, true);
+  } else {
+    for (const char* k : {"move_destination", "listen_port", "listen_address"}) {
+      if (rt->has(k)) rt->fail(k, "only with method = \"move\"");
+    }
+  }
+  return r;
+}
+
+CommitOptions read_commit(const ConfigTable& t, const std::string& calling_ae) {
+  CommitOptions c;
+  auto ct = t.table("commit");
+  if (!ct) return c;
+  if (ct->has("listen_port")) {
+    c.scp = read_scp(*ct, "ae_title", calling_ae, true);
+  } else {
+    for (const char* k : {"ae_title", "listen_address"}) {
+      if (ct->has(k)) ct->fail(k, "only with listen_port (the agent's SCP for reports on a new association)");
+    }
+  }
+  return c;
+}
+
 }  // namespace
 
 void read_agent_keys(const ConfigTable& agent) { read_ae(agent, "calling_ae_title", std::string(kDefaultCallingAe)); }
@@ -156,25 +215,74 @@ std::vector<ProbeSpec> parse_target(const ConfigTable& table, const TargetCommon
   if (table.has("worklist") && !has(Check::worklist)) {
     table.fail("worklist", "settings for \"worklist\" but \"worklist\" is not in checks");
   }
+  for (const char* k : {"store", "retrieve", "commit"}) {
+    Check c = std::string(k) == "store" ? Check::store : std::string(k) == "retrieve" ? Check::retrieve : Check::commit;
+    if (table.has(k) && !has(c)) {
+      table.fail(k, std::string("settings for \"") + k + "\" but \"" + k + "\" is not in checks");
+    }
+  }
   o.find = read_find(table);
   o.worklist = read_worklist(table);
   o.tls = read_tls(table);
+  if (has(Check::store)) {
+    auto st = table.table("store");
+    if (!st) {
+      table.fail("checks",
+                 "\"store\" writes a synthetic canary object into the archive and needs a [dicom.store] table with "
+                 "uid_root and cleanup");
+    }
+    o.store = StoreOptions{canary::read_settings(*st)};
+  }
+  o.retrieve = read_retrieve(table, o.calling_ae_title);
+  o.commit = read_commit(table, o.calling_ae_title);
+  if (has(Check::retrieve) && !o.retrieve.study_uid && !has(Check::store)) {
+    table.fail("checks",
+               "\"retrieve\" fetches the canary that the store check's settings describe: add \"store\" to checks "
+               "(with [dicom.store]), or set retrieve.study_uid to a fixed study");
+  }
+  if (has(Check::commit) && !has(Check::store)) {
+    table.fail("checks",
+               "\"commit\" asks for storage commitment of a canary that the store check's settings describe: add "
+               "\"store\" to checks (with [dicom.store])");
+  }
+  if (o.tls && ((has(Check::retrieve) && o.retrieve.method == RetrieveOptions::Method::move) ||
+                (has(Check::commit) && o.commit.scp.listen_port != 0))) {
+    table.fail("tls", "the agent's storage SCP (retrieve method \"move\", commit.listen_port) does not speak "
+                      "DICOM-TLS; the archive would have to connect back in plain DICOM");
+  }
 
   std::vector<ProbeSpec> specs;
   for (Check c : o.checks) {
-    specs.push_back(make_spec(kind(), to_string(c), common, table, reasons_for(o.tls.has_value()),
+    specs.push_back(make_spec(kind(), to_string(c), common, table, reasons_for(o, c),
                               [o, c] { return std::make_unique<DicomProbe>(o, c); }));
   }
   return specs;
 }
 
+namespace {
+
+// Every reason an image check can produce with any settings.
+std::vector<Reason> all_image_reasons(Check c) {
+  DicomOptions o;
+  o.tls = TlsOptions{};
+  o.retrieve.method = RetrieveOptions::Method::move;
+  o.commit.scp.listen_port = 1;
+  return reasons_for(o, c);
+}
+
+}  // namespace
+
 const Kind& kind() {
   static const Kind k{
       .name = "dicom",
-      .summary = "DICOM application entities: C-ECHO, C-FIND canary, Modality Worklist, over TCP or DICOM-TLS",
+      .summary = "DICOM application entities: C-ECHO, C-FIND canary, Modality Worklist, over TCP or DICOM-TLS; "
+                 "opt-in image round trip (C-STORE canary, C-GET/C-MOVE, storage commitment)",
       .checks = {{"echo", "dicom_echo", reasons_for(true)},
                  {"find", "dicom_find", reasons_for(true)},
-                 {"worklist", "dicom_worklist", reasons_for(true)}},
+                 {"worklist", "dicom_worklist", reasons_for(true)},
+                 {"store", "dicom_store", all_image_reasons(Check::store)},
+                 {"retrieve", "dicom_retrieve", all_image_reasons(Check::retrieve)},
+                 {"commit", "dicom_commit", all_image_reasons(Check::commit)}},
       .parse = &parse_target,
       .agent_keys = &read_agent_keys,
       .init = &global_init,

@@ -6,11 +6,13 @@
 #include "dcmtk/config/osconfig.h"
 #include "dcmtk/dcmnet/assoc.h"
 #include "dcmtk/dcmnet/dcmtrans.h"
+#include "dcmtk/dcmnet/dul.h"
 #include "dcmtk/dcmtls/tlslayer.h"
 
 #include "probes/dicom/association.h"
 #include "probes/dicom/dicom.h"
 #include "probes/lib/dcmtk/dcmtk_setup.h"
+#include "probes/lib/http/http_client.h"
 #include "probes/log.h"
 
 namespace pacs::dicom {
@@ -26,6 +28,9 @@ void global_init(Logger& log) {
   dcmConnectionTimeout.set(60);
   dcmSocketSendTimeout.set(60);
   dcmSocketReceiveTimeout.set(60);
+  // The agent's storage SCP (C-MOVE, commitment reports) must not block on
+  // a reverse DNS lookup of every peer that connects.
+  dcmDisableGethostbyaddr.set(OFTrue);
 
   // DUL_InitializeNetwork's one-time init (FSM table, SIGPIPE) races when
   // first run from two threads: run it here once.
@@ -33,6 +38,7 @@ void global_init(Logger& log) {
   if (ASC_initializeNetwork(NET_REQUESTOR, 0, 1, &net).good()) ASC_dropNetwork(&net);
 
   DcmTLSTransportLayer::initializeOpenSSL();
+  http::global_init();  // canary cleanup over REST (idempotent)
   if (!connect_hook_active()) {
     log.warn("connect() hook not in effect: a DICOM TCP connect is bounded by the 60 s backstop, not the probe timeout",
              {{"component", "dcmtk"}});
@@ -43,6 +49,7 @@ void global_init(Logger& log) {
 void global_shutdown() {
   stop_watchdog();
   dcmtk::teardown();
+  http::global_shutdown();
 }
 
 }  // namespace pacs::dicom

@@ -14,6 +14,8 @@
 #include "dcmtk/ofstd/ofstd.h"
 
 #include "probes/dicom/association.h"
+#include "probes/dicom/dimse_ops.h"
+#include "probes/dicom/image_checks.h"
 
 namespace pacs::dicom {
 
@@ -22,6 +24,9 @@ std::string_view to_string(Check c) noexcept {
     case Check::echo: return "echo";
     case Check::find: return "find";
     case Check::worklist: return "worklist";
+    case Check::store: return "store";
+    case Check::retrieve: return "retrieve";
+    case Check::commit: return "commit";
   }
   return "echo";
 }
@@ -31,6 +36,9 @@ std::string_view probe_name(Check c) noexcept {
     case Check::echo: return "dicom_echo";
     case Check::find: return "dicom_find";
     case Check::worklist: return "dicom_worklist";
+    case Check::store: return "dicom_store";
+    case Check::retrieve: return "dicom_retrieve";
+    case Check::commit: return "dicom_commit";
   }
   return "dicom_echo";
 }
@@ -51,6 +59,19 @@ std::vector<Reason> reasons_for(bool tls) {
                            Reason::association_rejected, Reason::association_aborted, Reason::association_timeout,
                            Reason::dimse_timeout,        Reason::dimse_status,        Reason::protocol_error};
   if (tls) r.insert(r.end() - 1, Reason::tls_failure);
+  return r;
+}
+
+std::vector<Reason> reasons_for(const DicomOptions& o, Check c) {
+  std::vector<Reason> r = reasons_for(o.tls.has_value());
+  const bool canary = c == Check::store || c == Check::commit || (c == Check::retrieve && !o.retrieve.study_uid);
+  const bool scp = (c == Check::retrieve && o.retrieve.method == RetrieveOptions::Method::move) ||
+                   (c == Check::commit && o.commit.scp.listen_port != 0);
+  if (canary || c == Check::retrieve) r.push_back(Reason::stored_not_found);
+  if (c == Check::store || c == Check::retrieve) r.push_back(Reason::content_mismatch);
+  if (scp) r.push_back(Reason::inbound_timeout);
+  if (c == Check::commit) r.push_back(Reason::commitment_failed);
+  if (scp) r.push_back(Reason::io_error);
   return r;
 }
 
@@ -197,7 +218,9 @@ std::string ms(double seconds) {
   return buf;
 }
 
-void add_common_samples(ProbeResult& r, const DicomAssociation& a) {
+}  // namespace
+
+void add_association_samples(ProbeResult& r, const DicomAssociation& a) {
   const auto& t = a.times();
   auto phase = [&](const char* name, const std::optional<double>& v) {
     if (v) r.add("pacs_dicom_phase_duration_seconds", kPhaseHelp, *v, {{"phase", name}});
@@ -214,8 +237,10 @@ void add_common_samples(ProbeResult& r, const DicomAssociation& a) {
   if (auto na = a.peer_cert_not_after()) r.add("pacs_dicom_tls_cert_expiry_timestamp_seconds", kCertHelp, *na);
 }
 
+namespace {
+
 ProbeResult finish(ProbeResult r, const DicomAssociation& a) {
-  add_common_samples(r, a);
+  add_association_samples(r, a);
   return r;
 }
 
@@ -264,6 +289,22 @@ void on_find_response(void* data, T_DIMSE_C_FindRQ*, int, T_DIMSE_C_FindRSP*, Dc
 }  // namespace
 
 ProbeResult DicomProbe::run(const ProbeContext& ctx) {
+  try {
+    switch (check_) {
+      case Check::store: return run_store(opts_, ctx, pending_);
+      case Check::retrieve: return run_retrieve(opts_, ctx, pending_);
+      case Check::commit: return run_commit(opts_, ctx, pending_);
+      default: return run_association_check(ctx);
+    }
+  } catch (const std::exception& e) {
+    // DCMTK or the canary builder failed locally; the framework would say
+    // "internal" too, but without the transcript step.
+    ctx.note("result", std::string("internal: ") + e.what());
+    throw;
+  }
+}
+
+ProbeResult DicomProbe::run_association_check(const ProbeContext& ctx) {
   std::string sop;
   if (check_ == Check::echo) sop = UID_VerificationSOPClass;
   else if (check_ == Check::worklist) sop = UID_FINDModalityWorklistInformationModel;
@@ -277,41 +318,58 @@ ProbeResult DicomProbe::run(const ProbeContext& ctx) {
   s.called_ae_title = opts_.called_ae_title;
   s.contexts = {{sop, transfer_syntaxes()}};
   s.tls = opts_.tls ? &*opts_.tls : nullptr;
+  s.transcript = ctx.transcript;
 
+  auto fail_with = [&](const Failure& f, const DicomAssociation& a) {
+    ctx.note("result", std::string(to_string(f.reason)) + ": " + f.message);
+    return failed(f, a);
+  };
   DicomAssociation a(std::move(s), ctx.deadline);
-  if (auto f = a.open()) return failed(*f, a);
+  if (auto f = a.open()) return fail_with(*f, a);
   T_ASC_PresentationContextID pcid = a.accepted_context(sop);
   if (pcid == 0) {
     a.abort();
-    return failed({Reason::association_rejected, "presentation context for the SOP class was not accepted"}, a);
+    return fail_with({Reason::association_rejected, "presentation context for the SOP class was not accepted"}, a);
   }
 
   ProbeResult r = ProbeResult::ok();
   unsigned status = 0;
   std::string what;
+  std::string service;
   if (check_ == Check::echo) {
-    what = "C-ECHO";
+    what = service = "C-ECHO";
     DIC_US st = 0;
     DcmDataset* detail = nullptr;
+    const DIC_US id = a.get()->nextMsgID++;
+    ctx.note("C-ECHO-RQ", "message ID " + std::to_string(id));
     a.begin_dimse();
-    OFCondition cond = DIMSE_echoUser(a.get(), a.get()->nextMsgID++, DIMSE_NONBLOCKING, a.timeout_seconds(), &st,
-                                      &detail);
+    OFCondition cond = DIMSE_echoUser(a.get(), id, DIMSE_NONBLOCKING, a.timeout_seconds(), &st, &detail);
     a.end_dimse();
     delete detail;
-    if (cond.bad()) return failed(a.failure(cond, what), a);
+    if (cond.bad()) return fail_with(a.failure(cond, what), a);
     status = st;
+    ctx.note("C-ECHO-RSP", "status " + status_text(service, status) + " after " + ms(a.times().dimse.value_or(0)));
   } else {
     what = check_ == Check::find ? "C-FIND" : "worklist C-FIND";
+    service = "C-FIND";
     DcmDataset query;
     std::string today = today_dicom_date();
     bool ok = true;
+    std::string keys;
     if (check_ == Check::find) {
       bool patient = opts_.find.level == FindOptions::Level::patient;
       ok = query.putAndInsertString(DCM_QueryRetrieveLevel, patient ? "PATIENT" : "STUDY").good();
-      for (const auto& k : opts_.find.keys) ok = ok && put_key(query, k, today);
+      for (const auto& k : opts_.find.keys) {
+        ok = ok && put_key(query, k, today);
+        keys += (keys.empty() ? "" : ", ") + k.keyword;
+      }
       // The level's unique key as an empty return key: one response per match.
       const DcmTagKey& unique = patient ? DCM_PatientID : DCM_StudyInstanceUID;
       if (ok && !query.tagExists(unique)) ok = query.insertEmptyElement(unique).good();
+      ctx.note("C-FIND-RQ", std::string(opts_.find.model == FindOptions::Model::patient_root ? "Patient Root"
+                                                                                              : "Study Root") +
+                                ", level " + (patient ? "PATIENT" : "STUDY") +
+                                ", keys: " + (keys.empty() ? std::string("none") : keys));
     } else {
       DcmItem* sps = nullptr;
       ok = query.findOrCreateSequenceItem(DCM_ScheduledProcedureStepSequence, sps, -2).good() && sps;
@@ -320,12 +378,14 @@ ProbeResult DicomProbe::run(const ProbeContext& ctx) {
         DcmTag tag;
         DcmTag::findTagFromName(k.keyword.c_str(), tag);
         ok = put_key(in_sps_item(tag) ? *sps : static_cast<DcmItem&>(query), k, today);
+        keys += (keys.empty() ? "" : ", ") + k.keyword;
       }
       if (ok && !sps->tagExists(DCM_ScheduledProcedureStepID)) ok = sps->insertEmptyElement(DCM_ScheduledProcedureStepID).good();
+      ctx.note("C-FIND-RQ", "Modality Worklist, keys: " + (keys.empty() ? std::string("none") : keys));
     }
     if (!ok) {
       a.abort();
-      return failed({Reason::internal, "cannot build the " + what + " identifier"}, a);
+      return fail_with({Reason::internal, "cannot build the " + what + " identifier"}, a);
     }
     T_DIMSE_C_FindRQ req{};
     req.MessageID = a.get()->nextMsgID++;
@@ -343,9 +403,12 @@ ProbeResult DicomProbe::run(const ProbeContext& ctx) {
     auto done = Clock::now();
     a.end_dimse();
     delete detail;
-    if (cond.bad()) return failed(a.failure(cond, what), a);
+    if (cond.bad()) return fail_with(a.failure(cond, what), a);
     status = rsp.DimseStatus;
     double first = st.first_response.value_or(std::chrono::duration<double>(done - st.sent).count());
+    ctx.note("C-FIND-RSP", std::to_string(st.pending) + " pending, final status " + status_text(service, status) +
+                               "; first response after " + ms(first) + ", last after " +
+                               ms(std::chrono::duration<double>(done - st.sent).count()));
     if (check_ == Check::find) {
       r.add("pacs_dicom_find_matches", kMatchesHelp, st.pending);
       r.add("pacs_dicom_find_first_response_seconds", kFirstHelp, first);
@@ -357,12 +420,14 @@ ProbeResult DicomProbe::run(const ProbeContext& ctx) {
   r.add("pacs_dicom_dimse_status", kStatusHelp, status);
   if (status != 0) {
     a.release();  // the exchange itself was orderly: end it politely; the status is the failure
-    auto res = finish(ProbeResult::fail(Reason::dimse_status, what + " returned status " + status_hex(status)), a);
+    Failure f{Reason::dimse_status, what + " returned status " + status_hex(status)};
+    ctx.note("result", std::string(to_string(f.reason)) + ": " + f.message);
+    auto res = finish(ProbeResult::fail(f.reason, f.message), a);
     for (auto& smp : r.samples) res.samples.push_back(std::move(smp));
     return res;
   }
   if (auto f = a.release()) {
-    auto res = failed(*f, a);
+    auto res = fail_with(*f, a);
     for (auto& smp : r.samples) res.samples.push_back(std::move(smp));
     return res;
   }

@@ -1,18 +1,23 @@
-// The DICOM probe kind: settings of one [[dicom]] target, the three checks
-// (C-ECHO, C-FIND canary, Modality Worklist C-FIND) and the pure helpers the
-// unit tests exercise (reason mapping, "today" expansion, reject texts).
+// The DICOM probe kind: settings of one [[dicom]] target, its checks
+// (C-ECHO, C-FIND canary, Modality Worklist C-FIND; and, opt-in, the image
+// round trip: C-STORE of a synthetic canary + find back, C-GET/C-MOVE
+// retrieve, storage commitment) and the pure helpers the unit tests exercise
+// (reason mapping, "today" expansion, reject texts).
 //
-// PHI rule: a check counts C-FIND responses; it never reads, logs or exports
-// their identifiers. Messages carry counts, codes, timings and configured
-// names only.
+// PHI rule: a check counts C-FIND responses; it never logs or exports their
+// identifiers (the store check compares one returned SOP Instance UID with
+// the canary's, nothing else). Messages carry counts, codes, timings and
+// configured names only.
 #pragma once
 
+#include <deque>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "probes/dicom/dicom.h"
+#include "probes/lib/canary/canary.h"
 
 namespace pacs::dicom {
 
@@ -20,8 +25,8 @@ namespace pacs::dicom {
 // no backslash, not only spaces. Our calling AE and peers' AEs.
 bool valid_ae_title(const std::string& s);
 
-enum class Check { echo, find, worklist };
-std::string_view to_string(Check c) noexcept;          // "echo", "find", "worklist"
+enum class Check { echo, find, worklist, store, retrieve, commit };
+std::string_view to_string(Check c) noexcept;          // "echo", "find", "worklist", "store", ...
 std::string_view probe_name(Check c) noexcept;         // "dicom_echo", ...
 
 // A matching key of a C-FIND identifier: attribute keyword as configured
@@ -49,6 +54,29 @@ struct TlsOptions {
   bool verify_peer = true;
 };
 
+// The agent's own storage SCP (C-MOVE destination, storage commitment
+// reports on a new association): bound for one run only.
+struct ScpOptions {
+  std::string ae_title;                   // the agent's AE title as the PACS knows it
+  std::string listen_address = "0.0.0.0";  // IPv4 address to bind
+  int listen_port = 0;                    // 0 = no SCP
+};
+
+struct StoreOptions {
+  canary::Settings canary;
+};
+
+struct RetrieveOptions {
+  enum class Method { get, move } method = Method::get;
+  // A fixed study to fetch (a QC study) instead of a fresh canary.
+  std::optional<std::string> study_uid;
+  ScpOptions scp;  // move: where the PACS sends the instances
+};
+
+struct CommitOptions {
+  ScpOptions scp;  // optional: listen for the report on a new association
+};
+
 struct DicomOptions {
   std::string host;  // IP literal or name (resolved per run, with the deadline)
   int port = 104;
@@ -58,26 +86,39 @@ struct DicomOptions {
   FindOptions find;
   WorklistOptions worklist;
   std::optional<TlsOptions> tls;
+  std::optional<StoreOptions> store;  // set when "store" is in checks
+  RetrieveOptions retrieve;
+  CommitOptions commit;
 };
 
-// One check against one target: a fresh association per run.
+// One check against one target: fresh associations per run.
 // Thread-safety: run() is called by one thread at a time per instance;
-// separate instances may run concurrently (they share no mutable state).
+// separate instances may run concurrently (they share no mutable state; the
+// agent's SCP ports are shared through a process-wide lock, storage_scp.h).
 class DicomProbe : public Probe {
  public:
   DicomProbe(DicomOptions opts, Check check) : opts_(std::move(opts)), check_(check) {}
   ProbeResult run(const ProbeContext& ctx) override;
   const DicomOptions& options() const { return opts_; }
   Check check() const { return check_; }
+  // Canary studies whose cleanup failed, retried by the next runs of this
+  // instance (bounded; a restart forgets them and pacs_dicom_canary_studies
+  // shows what is left).
+  size_t pending_cleanups() const { return pending_.size(); }
 
  private:
+  ProbeResult run_association_check(const ProbeContext& ctx);
   DicomOptions opts_;
   Check check_;
+  std::deque<std::string> pending_;
 };
 
 // The reasons a check can produce (their failure counters start at 0);
-// tls_failure only when the target uses DICOM-TLS.
+// tls_failure only when the target uses DICOM-TLS. The image checks add
+// their own (stored_not_found, content_mismatch, inbound_timeout,
+// commitment_failed, io_error for an SCP port that cannot be bound).
 std::vector<Reason> reasons_for(bool tls);
+std::vector<Reason> reasons_for(const DicomOptions& o, Check c);
 
 // Local date as DICOM DA (YYYYMMDD).
 std::string today_dicom_date();

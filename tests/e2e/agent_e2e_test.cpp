@@ -198,6 +198,32 @@ TEST(AgentBinary, SigtermExitsCleanly) {
   EXPECT_NE(a.proc->log().find("level=info msg=stopped"), std::string::npos);
 }
 
+// A reload that is still running when SIGTERM arrives must neither crash the
+// agent nor keep it alive: the reload lane finishes (or answers) and is
+// joined. 50 times in a row (the sanitizer legs of scripts/test run this too).
+TEST(AgentBinary, SighupThenSigtermFiftyTimesExitsCleanly) {
+  TempDir dir;
+  auto cfg = dir.write("agent.toml", fs_config(dir, {"a", "b", "c"}));
+  for (int i = 0; i < 50; ++i) {
+    SCOPED_TRACE("round " + std::to_string(i));
+    int port = free_port();
+    Process agent({agent_binary(), "--config.file=" + cfg.string(), "--web.listen-address=127.0.0.1:" + std::to_string(port)},
+                  dir / ("hup-term-" + std::to_string(i) + ".log"));
+    // Ready means an HTTP answer, not just a listening socket.
+    auto until = std::chrono::steady_clock::now() + 20s;
+    while (http_request(port, "GET", "/-/ready", {}, {}, 1s).status != 200 && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(10ms);
+    }
+    ASSERT_EQ(http_request(port, "GET", "/-/ready", {}, {}, 2s).status, 200) << agent.log();
+    agent.kill_signal(SIGHUP);
+    agent.kill_signal(SIGTERM);
+    auto rc = agent.wait_exit(20s);
+    ASSERT_TRUE(rc.has_value()) << "agent did not exit after SIGHUP+SIGTERM\n" << agent.log();
+    ASSERT_EQ(*rc, 0) << agent.log();
+    ASSERT_NE(agent.log().find("level=info msg=stopped"), std::string::npos) << agent.log();
+  }
+}
+
 TEST(AgentBinary, PortInUseIsAClearError) {
   TempDir dir;
   RunningAgent a(dir, "");

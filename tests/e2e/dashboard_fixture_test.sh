@@ -16,6 +16,9 @@ has __inputs
 uses ${DS_...} placeholders
 uid must be stable and equal to the file name stem
 missing template variable $target
+variable site: needs includeAll with allValue
+'C-FIND matches' query A: does not filter on $site
+annotation PACS alerts: does not filter on $site
 'Phase latencies': missing description
 'Phase latencies': missing unit
 'Phase latencies': datasource must be ${datasource}

@@ -6,7 +6,7 @@ set -u
 src=${1:-$(cd "$(dirname "$0")/../.." && pwd)}
 fx=$src/alerts/tests/fixtures/lint-bad
 out=$(python3 "$src/scripts/lint-alerts" --runbook "$fx/runbook.md" --tests "$fx/tests" \
-        --dashboards "$src/dashboards" "$fx/bad.rules.yml" 2>&1)
+        --dashboards "$src/dashboards" "$fx/bad.rules.yml" "$fx/broken.rules.yml" "$fx/duplicate.rules.yml" 2>&1)
 rc=$?
 echo "$out"
 fail=0
@@ -18,6 +18,7 @@ while IFS= read -r want; do
   fi
 done <<'WANT'
 record pacs_success_avg: name must be pacs:<metric>
+pacs:probe_success:max_by_instance: by(job, instance) keeps instance but not site
 alert pacs_echo_down: name must be CamelCase starting with 'Pacs'
 alert pacs_echo_down: labels.severity must be one of critical|warning|info, got 'page'
 alert pacs_echo_down: needs a non-zero 'for:' duration
@@ -33,6 +34,8 @@ section '## PacsRemovedLongAgo' has no alert of that name
 alert PacsUntested (severity warning): firing case must assert all annotations
 alert PacsUntested: no quiet case
 alert pacs_echo_down (severity page): no test case that fires it
+broken.rules.yml:7: expected <block end>, but found '<block mapping start>'
+duplicate.rules.yml:7: duplicate key 'expr' (first at line 6)
 WANT
 [ "$fail" -eq 0 ] && echo "lint fixture: all planted violations reported"
 exit $fail

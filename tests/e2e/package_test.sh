@@ -35,13 +35,17 @@ dpkg-deb --control "$deb" "$ctrl"
 check "Depends names libdcmtk, prometheus-cpp core, libcurl" \
   "grep -q 'libdcmtk' '$ctrl/control' && grep -q 'libprometheus-cpp-core' '$ctrl/control' && grep -q 'libcurl' '$ctrl/control'"
 check "conffiles lists the example config" "grep -qx /etc/pacs-agent/pacs-agent.toml '$ctrl/conffiles'"
+check "Depends names python3, Recommends python3-matplotlib (pacs-capacity-report)" \
+  "grep -q '^Depends:.*python3' '$ctrl/control' && grep -q '^Recommends:.*python3-matplotlib' '$ctrl/control'"
 
 echo "== dpkg -i"
 # Dependencies are already present where the agent was built; --force-depends is not used.
 dpkg -i "$deb"
 installed=1
 
-for f in /usr/bin/pacs-agent /lib/systemd/system/pacs-agent.service /etc/pacs-agent/pacs-agent.toml \
+for f in /usr/bin/pacs-agent /usr/bin/pacs-capacity-report /usr/share/doc/pacs-agent/capacity-report.md \
+         /usr/share/pacs-agent/alerts/pacs-capacity.rules.yml \
+         /lib/systemd/system/pacs-agent.service /etc/pacs-agent/pacs-agent.toml \
          /etc/default/pacs-agent /usr/lib/sysusers.d/pacs-agent.conf \
          /usr/share/pacs-agent/alerts/pacs-agent.rules.yml /usr/share/pacs-agent/alerts/pacs-recording.rules.yml \
          /usr/share/pacs-agent/alerts/runbook.md \
@@ -50,7 +54,8 @@ for f in /usr/bin/pacs-agent /lib/systemd/system/pacs-agent.service /etc/pacs-ag
          /usr/share/pacs-agent/dashboards/pacs-storage-capacity.json \
          /usr/share/pacs-agent/examples/prometheus/prometheus.yml \
          /usr/share/pacs-agent/examples/alertmanager/alertmanager.yml \
-         /usr/share/pacs-agent/examples/grafana/provisioning/dashboards/pacs.yml; do
+         /usr/share/pacs-agent/examples/grafana/provisioning/dashboards/pacs.yml \
+         /usr/share/pacs-agent/examples/fleet/vmagent.yml /usr/share/pacs-agent/examples/fleet/vmalert.default; do
   check "installed $f" "[ -s '$f' ]"
 done
 check "user pacs-agent exists" "getent passwd pacs-agent >/dev/null"
@@ -64,6 +69,7 @@ systemctl disable pacs-agent.service >/dev/null 2>&1
 dpkg -i "$deb" >/dev/null
 check "an admin's disable survives an upgrade" "! systemctl is-enabled --quiet pacs-agent.service"
 check "pacs-agent --version" "/usr/bin/pacs-agent --version"
+check "pacs-capacity-report --help" "/usr/bin/pacs-capacity-report --help >/dev/null"
 check "example config passes --config.check" \
   "/usr/bin/pacs-agent --config.check --config.file=/etc/pacs-agent/pacs-agent.toml"
 if command -v systemd-analyze >/dev/null 2>&1; then

@@ -12,7 +12,7 @@ scripts/check-dashboards against that Prometheus and requires data where it must
 Modes (the rules are the shipped ones in both):
   default (CI):        probes 2 s, scrape/evaluation 1 s, Alertmanager group_wait 1 s.
   --production-timing: probes 15 s, scrape/evaluation 15 s, Alertmanager as shipped
-                       (group_wait 10 s); asserts time-to-page <= 90 s (issue 5).
+                       (group_wait 10 s); asserts time-to-page <= 90 s.
 
 Usage: stack_test.py [AGENT_BINARY] [--production-timing] [--keep]
        (or PACS_AGENT_BINARY=...). Every process started is stopped on exit, failure or Ctrl-C.
@@ -39,6 +39,9 @@ ORTHANC_AET = "ORTHANC_E2E"
 
 # Panels that must return data once the stack has run (see scripts/check-dashboards).
 REQUIRE_DATA = [
+    "pacs-fleet-overview:Availability by site (5m)",
+    "pacs-fleet-overview:Failing probes by site",
+    "pacs-fleet-overview:Agents down by site",
     "pacs-fleet-overview:Agent scrape status",
     "pacs-fleet-overview:Agent versions",
     "pacs-fleet-overview:Config reload",
@@ -217,6 +220,56 @@ def make_studies(tmp, orthanc_http, n=3):
     log(f"uploaded {n} synthetic studies (StudyDate {today})")
 
 
+def write_orthanc_config(path, name, aet, dicom_port, http_port, db_dir):
+    """Orthanc on 127.0.0.1 only, checking the called AE title, knowing the agent as a modality
+    (at port 1, so a C-STORE to it fails: a way to make a failed job)."""
+    with open(path, "w") as f:
+        json.dump({"Name": name, "DicomAet": aet, "DicomPort": dicom_port,
+                   "HttpPort": http_port, "RemoteAccessAllowed": False,
+                   "AuthenticationEnabled": False, "StorageDirectory": db_dir,
+                   "IndexDirectory": db_dir, "DicomCheckCalledAet": True,
+                   "DicomAlwaysAllowEcho": True, "DicomAlwaysAllowFind": True,
+                   "DicomModalities": {"agent": ["PACS_AGENT", "127.0.0.1", 1]},
+                   "Plugins": [], "HttpServerEnabled": True, "DicomServerEnabled": True}, f, indent=1)
+
+
+def render_alertmanager(hook_port, fast):
+    """The shipped deploy/alertmanager/alertmanager.yml, receivers pointed at the webhook sink;
+    fast: group_wait 1 s and group_interval 2 s (so resolve notifications come quickly)."""
+    with open(os.path.join(REPO, "deploy", "alertmanager", "alertmanager.yml")) as f:
+        amcfg = f.read()
+    amcfg = amcfg.replace("http://127.0.0.1:9095/", f"http://127.0.0.1:{hook_port}/")
+    if fast:
+        amcfg = amcfg.replace("group_wait: 10s", "group_wait: 1s").replace("group_wait: 30s", "group_wait: 1s")
+        amcfg = amcfg.replace("group_interval: 1m", "group_interval: 2s")  # resolve notifications
+    return amcfg
+
+
+def interrupt_on_signals():
+    """SIGTERM (ctest's timeout) and SIGINT raise KeyboardInterrupt, so cleanup always runs."""
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
+def tear_down(stack, hook, tmp, keep):
+    """Stops every process and the webhook (ignoring further Ctrl-C/SIGTERM meanwhile), then
+    removes the temp dir, or keeps it (and says where) for a failed or --keep run."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    stack.stop_all()
+    hook.stop()
+    if keep:
+        log(f"logs and configs kept in {tmp}")
+        return
+    for _ in range(3):  # a stopped process' last writes can race the first pass
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not os.path.exists(tmp):
+            break
+        time.sleep(0.5)
+
+
 def port_free(port):
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers will: TIME_WAIT is no conflict
@@ -294,10 +347,7 @@ def main(argv):
     tmp = tempfile.mkdtemp(prefix="pacs-stack-")
     stack = Stack(tmp)
 
-    def on_signal(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    interrupt_on_signals()
 
     ok = False
     try:
@@ -317,14 +367,8 @@ def main(argv):
                 f.write(b"\0" * 1024)
 
         # --- Orthanc -------------------------------------------------------------------
-        with open(os.path.join(tmp, "orthanc.json"), "w") as f:
-            json.dump({"Name": "pacs-e2e", "DicomAet": ORTHANC_AET, "DicomPort": ports["dicom"],
-                       "HttpPort": ports["orthanc_http"], "RemoteAccessAllowed": False,
-                       "AuthenticationEnabled": False, "StorageDirectory": os.path.join(tmp, "orthanc-db"),
-                       "IndexDirectory": os.path.join(tmp, "orthanc-db"), "DicomCheckCalledAet": True,
-                       "DicomAlwaysAllowEcho": True, "DicomAlwaysAllowFind": True,
-                       "DicomModalities": {"agent": ["PACS_AGENT", "127.0.0.1", 1]},
-                       "Plugins": [], "HttpServerEnabled": True, "DicomServerEnabled": True}, f, indent=1)
+        write_orthanc_config(os.path.join(tmp, "orthanc.json"), "pacs-e2e", ORTHANC_AET, ports["dicom"],
+                             ports["orthanc_http"], os.path.join(tmp, "orthanc-db"))
         orthanc_bin = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 
         def start_orthanc():
@@ -375,14 +419,8 @@ path = "{os.path.join(tmp, 'spool')}"
         wait_for("agent /-/ready", lambda: http_req("GET", f"{agent_url}/-/ready")[0] == 200, 30, stack)
 
         # --- Alertmanager: the shipped config, receivers pointed at the webhook sink ----
-        with open(os.path.join(REPO, "deploy", "alertmanager", "alertmanager.yml")) as f:
-            amcfg = f.read()
-        amcfg = amcfg.replace("http://127.0.0.1:9095/", f"http://127.0.0.1:{hook.port}/")
-        if not prod:
-            amcfg = amcfg.replace("group_wait: 10s", "group_wait: 1s").replace("group_wait: 30s", "group_wait: 1s")
-            amcfg = amcfg.replace("group_interval: 1m", "group_interval: 2s")  # resolve notifications
         with open(os.path.join(tmp, "alertmanager.yml"), "w") as f:
-            f.write(amcfg)
+            f.write(render_alertmanager(hook.port, fast=not prod))
         stack.start("alertmanager", ["prometheus-alertmanager", f"--config.file={tmp}/alertmanager.yml",
                                      f"--storage.path={tmp}/am-data", f"--web.listen-address=127.0.0.1:{ports['am']}",
                                      "--cluster.listen-address="])
@@ -390,7 +428,8 @@ path = "{os.path.join(tmp, 'spool')}"
 
         # --- Prometheus: the shipped rules, unchanged ----------------------------------
         rules = [os.path.join(REPO, "alerts", r) for r in
-                 ("pacs-agent.rules.yml", "pacs-recording.rules.yml", "pacs-expectations.rules.yml")]
+                 ("pacs-agent.rules.yml", "pacs-recording.rules.yml", "pacs-capacity.rules.yml",
+                  "pacs-expectations.rules.yml")]
         with open(os.path.join(tmp, "prometheus.yml"), "w") as f:
             f.write(f"""global:
   scrape_interval: {scrape_iv}
@@ -498,18 +537,7 @@ scrape_configs:
         print(f"stack_test: interrupted ({e}); cleaning up", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        stack.stop_all()
-        hook.stop()
-        if a.keep or not ok:
-            log(f"logs and configs kept in {tmp}")
-        else:
-            for _ in range(3):  # a stopped process' last writes can race the first pass
-                shutil.rmtree(tmp, ignore_errors=True)
-                if not os.path.exists(tmp):
-                    break
-                time.sleep(0.5)
+        tear_down(stack, hook, tmp, keep=a.keep or not ok)
 
 
 if __name__ == "__main__":

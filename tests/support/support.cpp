@@ -335,7 +335,8 @@ bool Orthanc::start() {
   while (std::chrono::steady_clock::now() < end) {
     if (!proc_->running()) return false;
     auto r = http_request(http_port_, "GET", "/system", {}, {}, 2s);
-    if (r.status == 200 && wait_for_port(dicom_port_, 100ms)) return true;
+    // 401: Orthanc is up with AuthenticationEnabled (tests that need it send credentials).
+    if ((r.status == 200 || r.status == 401) && wait_for_port(dicom_port_, 100ms)) return true;
     std::this_thread::sleep_for(50ms);
   }
   return false;

@@ -114,6 +114,74 @@ TEST(DicomConfig, SampleFileParsesWithTheRealLoader) {
   EXPECT_TRUE(kinds.count("dicom_echo"));
   EXPECT_TRUE(kinds.count("dicom_find"));
   EXPECT_TRUE(kinds.count("dicom_worklist"));
+  EXPECT_TRUE(kinds.count("dicom_store"));
+  EXPECT_TRUE(kinds.count("dicom_retrieve"));
+  EXPECT_TRUE(kinds.count("dicom_commit"));
+}
+
+TEST(DicomConfig, ImageChecksWithEverySetting) {
+  std::string toml =
+      "[agent]\ncalling_ae_title = \"MONITOR\"\n"
+      "[[dicom]]\nname = \"archive\"\nhost = \"127.0.0.1\"\ncalled_ae_title = \"ARCHIVE\"\n"
+      "checks = [\"echo\", \"store\", \"retrieve\", \"commit\"]\n"
+      "[dicom.store]\nuid_root = \"1.2.826.0.1.3680043.10.999\"\n"
+      "cleanup = { type = \"orthanc\", url = \"http://127.0.0.1:8042\", username = \"agent\", "
+      "password_file = \"/etc/pacs-agent/orthanc.pw\" }\n"
+      "[dicom.retrieve]\nmethod = \"move\"\nmove_destination = \"PACS_AGENT\"\nlisten_port = 11113\n"
+      "[dicom.commit]\nlisten_port = 11114\nlisten_address = \"127.0.0.1\"\n";
+  auto c = parse_config(toml, "t.toml");
+  ASSERT_EQ(c->probes.size(), 4u);
+  EXPECT_EQ(c->probes[1].probe, "dicom_store");
+  EXPECT_EQ(c->probes[2].probe, "dicom_retrieve");
+  EXPECT_EQ(c->probes[3].probe, "dicom_commit");
+  auto p = c->probes[2].make();
+  const auto& o = as_dicom(p).options();
+  ASSERT_TRUE(o.store);
+  EXPECT_EQ(o.store->canary.uid_root, "1.2.826.0.1.3680043.10.999");
+  EXPECT_EQ(o.store->canary.patient_id, "PACS-AGENT-CANARY");
+  EXPECT_EQ(o.store->canary.cleanup.type, canary::Cleanup::Type::orthanc);
+  EXPECT_EQ(o.retrieve.method, RetrieveOptions::Method::move);
+  EXPECT_EQ(o.retrieve.scp.ae_title, "PACS_AGENT");
+  EXPECT_EQ(o.retrieve.scp.listen_address, "0.0.0.0");
+  EXPECT_EQ(o.retrieve.scp.listen_port, 11113);
+  EXPECT_EQ(o.commit.scp.ae_title, "MONITOR") << "defaults to the calling AE title";
+  EXPECT_EQ(o.commit.scp.listen_address, "127.0.0.1");
+  EXPECT_EQ(o.commit.scp.listen_port, 11114);
+  auto has = [](const ProbeSpec& s, Reason r) { return std::count(s.reasons.begin(), s.reasons.end(), r) == 1; };
+  EXPECT_FALSE(has(c->probes[0], Reason::stored_not_found)) << "echo cannot produce it";
+  EXPECT_TRUE(has(c->probes[1], Reason::stored_not_found));
+  EXPECT_TRUE(has(c->probes[1], Reason::content_mismatch));
+  EXPECT_FALSE(has(c->probes[1], Reason::inbound_timeout));
+  EXPECT_TRUE(has(c->probes[2], Reason::inbound_timeout));
+  EXPECT_TRUE(has(c->probes[2], Reason::io_error));
+  EXPECT_TRUE(has(c->probes[3], Reason::commitment_failed));
+  EXPECT_TRUE(has(c->probes[3], Reason::inbound_timeout));
+
+  // retrieve with a fixed study needs no store.
+  auto f = parse_config("[[dicom]]\nname = \"qc\"\nhost = \"h\"\ncalled_ae_title = \"A\"\nchecks = [\"retrieve\"]\n"
+                        "[dicom.retrieve]\nstudy_uid = \"1.2.3.4\"\n",
+                        "t.toml");
+  auto fp = f->probes[0].make();
+  EXPECT_EQ(as_dicom(fp).options().retrieve.study_uid, "1.2.3.4");
+  EXPECT_FALSE(as_dicom(fp).options().store);
+  EXPECT_FALSE(std::count(f->probes[0].reasons.begin(), f->probes[0].reasons.end(), Reason::inbound_timeout));
+}
+
+// The binary's --config.check refuses an image check without the settings
+// that make it safe, naming file, line and key.
+TEST(DicomConfig, ConfigCheckRefusesStoreWithoutUidRoot) {
+  test::TempDir tmp;
+  auto bad = tmp.write("bad.toml", "[[dicom]]\nname = \"archive\"\nhost = \"127.0.0.1\"\ncalled_ae_title = \"A\"\n"
+                                   "checks = [\"store\"]\n[dicom.store]\ncleanup = { type = \"none\" }\n");
+  std::string out;
+  int rc = test::run_command({test::agent_binary(), "--config.check", "--config.file=" + bad.string()}, &out);
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("bad.toml:6: dicom[0].store: missing required key \"uid_root\""), std::string::npos) << out;
+  auto good = tmp.write("good.toml", "[[dicom]]\nname = \"archive\"\nhost = \"127.0.0.1\"\ncalled_ae_title = \"A\"\n"
+                                     "checks = [\"store\"]\n[dicom.store]\nuid_root = \"1.2.3\"\n"
+                                     "cleanup = { type = \"none\" }\n");
+  EXPECT_EQ(test::run_command({test::agent_binary(), "--config.check", "--config.file=" + good.string()}, &out), 0)
+      << out;
 }
 
 struct BadCase {
@@ -156,9 +224,10 @@ const BadCase kBad[] = {
      "d.toml:4: dicom[0].called_ae_title: must be 1..16 printable ASCII characters without backslash"},
     {"calling_ae_empty", kBase + "calling_ae_title = \"\"\n",
      "d.toml:5: dicom[0].calling_ae_title: must be 1..16 printable ASCII characters without backslash"},
-    {"checks_empty", kBase + "checks = []\n", "d.toml:5: dicom[0].checks: must not be empty (valid: echo, find, worklist)"},
+    {"checks_empty", kBase + "checks = []\n",
+     "d.toml:5: dicom[0].checks: must not be empty (valid: echo, find, worklist, store, retrieve, commit)"},
     {"checks_unknown", kBase + "checks = [\"echo\", \"move\"]\n",
-     "d.toml:5: dicom[0].checks: unknown check \"move\" (valid: echo, find, worklist)"},
+     "d.toml:5: dicom[0].checks: unknown check \"move\" (valid: echo, find, worklist, store, retrieve, commit)"},
     {"checks_duplicate", kBase + "checks = [\"echo\", \"echo\"]\n", "d.toml:5: dicom[0].checks: duplicate check \"echo\""},
     {"checks_not_array", kBase + "checks = \"echo\"\n", "d.toml:5: dicom[0].checks: must be an array of strings"},
     {"find_without_check", kBase + "[dicom.find]\nlevel = \"STUDY\"\n",
@@ -191,6 +260,48 @@ const BadCase kBad[] = {
     {"tls_cert_without_key", kBase + "[dicom.tls]\nca_file = \"/etc/hostname\"\ncert_file = \"/etc/hostname\"\n",
      "d.toml:7: dicom[0].tls.cert_file: cert_file and key_file go together: set both or neither"},
     {"unknown_key", kBase + "called_ae = \"X\"\n", "d.toml:5: dicom[0].called_ae: unknown key"},
+    // The image checks: opt-in, and refused without what makes them safe.
+    {"store_without_table", kBase + "checks = [\"store\"]\n",
+     "d.toml:5: dicom[0].checks: \"store\" writes a synthetic canary object into the archive and needs a "
+     "[dicom.store] table with uid_root and cleanup"},
+    {"store_without_uid_root", kBase + "checks = [\"store\"]\n[dicom.store]\ncleanup = { type = \"none\" }\n",
+     "d.toml:6: dicom[0].store: missing required key \"uid_root\": the site's DICOM UID root under which the agent "
+     "generates the canary's UIDs (e.g. \"1.2.826.0.1.3680043.10.999\")"},
+    {"store_bad_uid_root", kBase + "checks = [\"store\"]\n[dicom.store]\nuid_root = \"1.2.3.\"\ncleanup = { type = \"none\" }\n",
+     "d.toml:7: dicom[0].store.uid_root: must not end with a dot (the agent adds its own components)"},
+    {"store_without_cleanup", kBase + "checks = [\"store\"]\n[dicom.store]\nuid_root = \"1.2.3\"\n",
+     "d.toml:6: dicom[0].store: cleanup is required: cleanup = { type = \"orthanc\" | \"dcm4chee\" | \"none\", ... } "
+     "(what deletes the canary studies again)"},
+    {"store_table_without_check", kBase + "[dicom.store]\nuid_root = \"1.2.3\"\n",
+     "d.toml:5: dicom[0].store: settings for \"store\" but \"store\" is not in checks"},
+    {"retrieve_without_store", kBase + "checks = [\"retrieve\"]\n",
+     "d.toml:5: dicom[0].checks: \"retrieve\" fetches the canary that the store check's settings describe: add "
+     "\"store\" to checks (with [dicom.store]), or set retrieve.study_uid to a fixed study"},
+    {"commit_without_store", kBase + "checks = [\"commit\"]\n",
+     "d.toml:5: dicom[0].checks: \"commit\" asks for storage commitment of a canary that the store check's settings "
+     "describe: add \"store\" to checks (with [dicom.store])"},
+    {"retrieve_bad_method", kBase + "checks = [\"retrieve\"]\n[dicom.retrieve]\nmethod = \"pull\"\nstudy_uid = \"1.2.3\"\n",
+     "d.toml:7: dicom[0].retrieve.method: must be \"get\" or \"move\""},
+    {"retrieve_bad_study_uid", kBase + "checks = [\"retrieve\"]\n[dicom.retrieve]\nstudy_uid = \"1.2.03\"\n",
+     "d.toml:7: dicom[0].retrieve.study_uid: must be a DICOM UID (digits and dots, at most 64 characters)"},
+    {"move_without_port", kBase + "checks = [\"retrieve\"]\n[dicom.retrieve]\nmethod = \"move\"\nstudy_uid = \"1.2.3\"\n",
+     "d.toml:6: dicom[0].retrieve: missing required key \"listen_port\": the port of the agent's storage SCP, where "
+     "the archive connects back"},
+    {"move_bad_destination", kBase + "checks = [\"retrieve\"]\n[dicom.retrieve]\nmethod = \"move\"\nstudy_uid = \"1.2.3\"\n"
+     "move_destination = \"WAY_TOO_LONG_AE_TITLE\"\nlisten_port = 11113\n",
+     "d.toml:9: dicom[0].retrieve.move_destination: must be 1..16 printable ASCII characters without backslash"},
+    {"move_bad_listen_address", kBase + "checks = [\"retrieve\"]\n[dicom.retrieve]\nmethod = \"move\"\nstudy_uid = \"1.2.3\"\n"
+     "listen_address = \"pacs-agent.local\"\nlisten_port = 11113\n",
+     "d.toml:9: dicom[0].retrieve.listen_address: must be an IPv4 address of this host (0.0.0.0 = every interface)"},
+    {"get_with_listen_port", kBase + "checks = [\"retrieve\"]\n[dicom.retrieve]\nstudy_uid = \"1.2.3\"\nlisten_port = 11113\n",
+     "d.toml:8: dicom[0].retrieve.listen_port: only with method = \"move\""},
+    {"commit_ae_without_port", kBase + "checks = [\"store\", \"commit\"]\n[dicom.store]\nuid_root = \"1.2.3\"\n"
+     "cleanup = { type = \"none\" }\n[dicom.commit]\nae_title = \"AGENT\"\n",
+     "d.toml:10: dicom[0].commit.ae_title: only with listen_port (the agent's SCP for reports on a new association)"},
+    {"move_with_tls", kBase + "checks = [\"retrieve\"]\n[dicom.retrieve]\nmethod = \"move\"\nstudy_uid = \"1.2.3\"\n"
+     "listen_port = 11113\n[dicom.tls]\nca_file = \"/etc/hostname\"\n",
+     "d.toml:10: dicom[0].tls: the agent's storage SCP (retrieve method \"move\", commit.listen_port) does not speak "
+     "DICOM-TLS; the archive would have to connect back in plain DICOM"},
 };
 
 INSTANTIATE_TEST_SUITE_P(Cases, InvalidDicomConfig, ::testing::ValuesIn(kBad),

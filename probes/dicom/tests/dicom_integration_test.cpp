@@ -74,11 +74,12 @@ struct ProbeRun {
   double seconds = 0;
 };
 
-ProbeRun run(const DicomOptions& o, Check c, Duration timeout = 5s) {
+ProbeRun run(const DicomOptions& o, Check c, Duration timeout = 5s, Transcript* transcript = nullptr) {
   DicomProbe p(o, c);
   ProbeContext ctx;
   ctx.deadline = Clock::now() + timeout;
   ctx.log = &test_logger();
+  ctx.transcript = transcript;
   auto t0 = Clock::now();
   ProbeRun r{p.run(ctx), 0};
   r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -538,8 +539,12 @@ TEST(DicomTls, RightCaSucceedsAndExportsCertExpiryWrongCaFails) {
 
   auto o = target(orthanc.dicom_port(), "ORTHANC");
   o.tls = TlsOptions{pki.ca.string(), "", "", true};
-  auto r = run(o, Check::echo);
+  Transcript tls_transcript;
+  auto r = run(o, Check::echo, 5s, &tls_transcript);
   ASSERT_TRUE(r.result.success) << describe(r) << orthanc.log();
+  // The transcript names the negotiated protocol and the certificate's expiry.
+  EXPECT_NE(tls_transcript.text().find("TLS  TLSv1."), std::string::npos) << tls_transcript.text();
+  EXPECT_NE(tls_transcript.text().find(", peer certificate expires 20"), std::string::npos) << tls_transcript.text();
   auto expiry = sample(r.result, "pacs_dicom_tls_cert_expiry_timestamp_seconds");
   ASSERT_TRUE(expiry) << describe(r);
   double in_ten_days = static_cast<double>(std::time(nullptr)) + 10 * 86400;
@@ -683,6 +688,105 @@ TEST(DicomConcurrency, ParallelProbesAgainstOrthancWhileAnotherAeHangs) {
   EXPECT_EQ(failed.load(), 0);
   EXPECT_LT(busy, 4.5) << "healthy probes waited for the hung one (deadline 5 s)";
   EXPECT_EQ(hung_run.result.reason, Reason::association_timeout) << describe(hung_run);
+}
+
+// ---------------------------------------------------------------------------
+// Transcripts (/probe?debug=true): every step, in order, and nothing of a
+// dataset, a patient or a UID from the peer.
+
+// Every `steps` (substrings) appears in `text`, in this order.
+void expect_in_order(const std::string& text, const std::vector<std::string>& steps) {
+  size_t pos = 0;
+  for (const auto& s : steps) {
+    auto at = text.find(s, pos);
+    EXPECT_NE(at, std::string::npos) << "missing (or out of order): \"" << s << "\" in\n" << text;
+    if (at != std::string::npos) pos = at + s.size();
+  }
+}
+
+TEST(DicomTranscript, SuccessfulEchoShowsEveryStep) {
+  PACS_REQUIRE_PEER("Orthanc");
+  test::Orthanc orthanc(orthanc_options());
+  ASSERT_TRUE(orthanc.start()) << orthanc.log();
+  const std::string port = std::to_string(orthanc.dicom_port());
+  Transcript t;
+  auto r = run(target(orthanc.dicom_port(), "ORTHANC"), Check::echo, 5s, &t);
+  ASSERT_TRUE(r.result.success) << describe(r);
+  expect_in_order(t.text(), {"resolve  127.0.0.1 (IP address, no lookup)",
+                             "connect  TCP 127.0.0.1:" + port + " in ",
+                             "A-ASSOCIATE-RQ  PROBE -> ORTHANC at 127.0.0.1:" + port +
+                                 ", 1 presentation context(s): Verification [LittleEndianExplicit "
+                                 "LittleEndianImplicit]; our max PDU 16384",
+                             "A-ASSOCIATE-AC  accepted: Verification (LittleEndian", "; their max PDU ",
+                             "C-ECHO-RQ  message ID 1", "C-ECHO-RSP  status 0x0000 (Success) after ",
+                             "A-RELEASE-RQ", "A-RELEASE-RP  in "});
+  EXPECT_EQ(t.text().find("result"), std::string::npos) << "no failure step on success";
+  // A host name is resolved, and says so.
+  auto o = target(orthanc.dicom_port(), "ORTHANC");
+  o.host = "localhost";
+  Transcript t2;
+  ASSERT_TRUE(run(o, Check::echo, 5s, &t2).result.success);
+  EXPECT_NE(t2.text().find("resolve  localhost -> 127.0.0.1 in "), std::string::npos) << t2.text();
+}
+
+TEST(DicomTranscript, RejectedEchoShowsTheRejectAndNoDimse) {
+  PACS_REQUIRE_PEER("Orthanc");
+  test::Orthanc orthanc(orthanc_options());
+  ASSERT_TRUE(orthanc.start()) << orthanc.log();
+  Transcript t;
+  auto r = run(target(orthanc.dicom_port(), "NOT_ORTHANC"), Check::echo, 5s, &t);
+  ASSERT_EQ(r.result.reason, Reason::association_rejected) << describe(r);
+  expect_in_order(t.text(), {"connect  TCP 127.0.0.1:", "A-ASSOCIATE-RQ  PROBE -> NOT_ORTHANC",
+                             "A-ASSOCIATE-RJ  result=1 (permanent) source=1 (service user) reason=0x0107 (called AE "
+                             "title not recognized)",
+                             "result  association_rejected: association rejected: result=1"});
+  EXPECT_EQ(t.text().find("C-ECHO-RQ"), std::string::npos) << t.text();
+  EXPECT_EQ(t.text().find("A-ASSOCIATE-AC"), std::string::npos) << t.text();
+}
+
+TEST(DicomTranscript, TimedOutEchoShowsHowFarItGot) {
+  ScriptedPeer peer(ScriptedPeer::Mode::silent);
+  Transcript t;
+  auto r = run(target(peer.port(), "HUNG"), Check::echo, 1s, &t);
+  ASSERT_EQ(r.result.reason, Reason::association_timeout) << describe(r);
+  expect_in_order(t.text(), {"resolve  127.0.0.1", "connect  TCP 127.0.0.1:" + std::to_string(peer.port()),
+                             "A-ASSOCIATE-RQ  PROBE -> HUNG",
+                             "A-ASSOCIATE  association_timeout: no A-ASSOCIATE response from HUNG@127.0.0.1:",
+                             "result  association_timeout: "});
+  EXPECT_EQ(t.text().find("A-ASSOCIATE-AC"), std::string::npos);
+  // A closed port: no connect step at all.
+  Transcript t2;
+  auto c = run(target(test::free_port(), "ANY"), Check::echo, 1s, &t2);
+  ASSERT_EQ(c.result.reason, Reason::connection_refused);
+  EXPECT_EQ(t2.text().find("connect  TCP"), std::string::npos) << t2.text();
+  EXPECT_NE(t2.text().find("A-ASSOCIATE  connection_refused: "), std::string::npos) << t2.text();
+}
+
+TEST(DicomTranscript, FindShowsCountsNeverIdentifiers) {
+  PACS_REQUIRE_PEER("Orthanc");
+  PACS_REQUIRE_PEER("dump2dcm");
+  test::Orthanc orthanc(orthanc_options());
+  ASSERT_TRUE(orthanc.start()) << orthanc.log();
+  TempDir tmp;
+  ASSERT_EQ(orthanc.upload(test::make_dicom_file(tmp / "p.dcm", "TRANSCRIPT^PHI", "TRANSCRIPT-PHI-ID", today())), 200);
+  auto studies = test::http_get(orthanc.http_port(), "/studies?expand").body;
+  auto o = target(orthanc.dicom_port(), "ORTHANC");
+  o.find.keys = {{"StudyDate", "today"}, {"PatientName", ""}, {"PatientID", ""}};
+  Transcript t;
+  auto r = run(o, Check::find, 5s, &t);
+  ASSERT_TRUE(r.result.success) << describe(r);
+  expect_in_order(t.text(), {"C-FIND-RQ  Study Root, level STUDY, keys: StudyDate, PatientName, PatientID",
+                             "C-FIND-RSP  1 pending, final status 0x0000 (Success); first response after "});
+  // The study's UID, as Orthanc has it (control: there is one to leak).
+  auto key = studies.find("\"StudyInstanceUID\"");
+  ASSERT_NE(key, std::string::npos) << studies;
+  auto q1 = studies.find('"', studies.find(':', key) + 1);
+  std::string uid = studies.substr(q1 + 1, studies.find('"', q1 + 1) - q1 - 1);
+  ASSERT_GT(uid.size(), 10u) << studies;
+  for (const std::string& phi : {std::string("TRANSCRIPT^PHI"), std::string("TRANSCRIPT-PHI-ID"),
+                                std::string("TRANSCRIPT"), uid}) {
+    EXPECT_EQ(t.text().find(phi), std::string::npos) << phi << " in\n" << t.text();
+  }
 }
 
 }  // namespace
