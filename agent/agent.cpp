@@ -16,6 +16,20 @@ namespace pm = prometheus;
 namespace {
 constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 
+// True when a browser says the request comes from another site: a
+// Sec-Fetch-Site of cross-site/same-site, or an Origin whose host:port is
+// not the Host the request was sent to. Scripts (curl, Prometheus) send
+// neither header.
+bool cross_site(const HttpRequest& req) {
+  auto fetch_site = req.header("sec-fetch-site");
+  if (fetch_site == "cross-site" || fetch_site == "same-site") return true;
+  auto origin = req.header("origin");
+  if (origin.empty()) return false;
+  auto scheme_end = origin.find("://");
+  std::string host = scheme_end == std::string::npos ? origin : origin.substr(scheme_end + 3);
+  return origin == "null" || host != req.header("host");
+}
+
 double now_unix() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -121,7 +135,14 @@ Agent::Agent(Logger& log, AgentOptions opts, std::shared_ptr<const Config> initi
   router_.add("/-/ready", "ready", {"GET"}, [this](const HttpRequest&, Respond respond) {
     respond(started_ ? HttpReply::text(200, "Ready\n") : HttpReply::text(503, "Not ready\n"));
   });
-  router_.add("/-/reload", "reload", {"POST", "PUT"}, [this](const HttpRequest&, Respond respond) {
+  router_.add("/-/reload", "reload", {"POST", "PUT"}, [this](const HttpRequest& req, Respond respond) {
+    // As Prometheus: lifecycle endpoints only with --web.enable-lifecycle.
+    if (!opts_.enable_lifecycle) {
+      return respond(HttpReply::text(403, "Lifecycle API is not enabled (start with --web.enable-lifecycle; SIGHUP reloads too)\n"));
+    }
+    // A web page elsewhere must not make a browser on the hospital network
+    // reload us (a form POST needs no CORS preflight).
+    if (cross_site(req)) return respond(HttpReply::text(403, "cross-site request refused\n"));
     request_reload([respond](const ReloadOutcome& o) {
       switch (o.status) {
         case ReloadOutcome::Status::reloaded: return respond(HttpReply::text(200, "config reloaded\n"));
@@ -212,8 +233,19 @@ std::string Agent::reload() {
     return e.what();
   }
   auto prev = config();
-  if (!(next->web == prev->web)) {
-    log_.warn("[web] settings changed; they take effect at the next restart");
+  // TLS files (re-read even when unchanged: a certificate renewed in place)
+  // and basic auth users take effect now; listen addresses need a restart.
+  if (web_reload_) {
+    try {
+      web_reload_(next->web);
+    } catch (const std::exception& e) {
+      reload_ok_.Add({}).Set(0);
+      log_.error("config reload failed; keeping the running config", {{"err", e.what()}});
+      return e.what();
+    }
+  }
+  if (next->web.listen_addresses != prev->web.listen_addresses) {
+    log_.warn("[web] listen_address changed; it takes effect at the next restart");
   }
   if (next->agent.max_concurrent_probes != prev->agent.max_concurrent_probes) {
     log_.warn("agent.max_concurrent_probes changed; it takes effect at the next restart");

@@ -42,6 +42,8 @@ struct ReloadOutcome {
 struct AgentOptions {
   std::optional<std::string> config_file;  // nullopt: embedded default
   std::vector<std::string> listen_addresses;  // from flags; empty: [web] listen_address
+  // --web.enable-lifecycle: POST /-/reload works (else 403; SIGHUP always works).
+  bool enable_lifecycle = false;
 };
 
 class Agent {
@@ -66,6 +68,13 @@ class Agent {
 
   // Exposition text of /metrics (exposed for tests and benchmarks).
   std::string metrics_text() const;
+  // The registry /metrics serves besides the probes' (the HTTP server's
+  // counters go here too).
+  std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+  // Called by a reload with the new [web] settings before anything else
+  // changes; an exception fails the reload (the HTTP server's TLS files and
+  // users are swapped this way). Set before start().
+  void on_web_reload(std::function<void(const WebSettings&)> fn) { web_reload_ = std::move(fn); }
 
  private:
   void reload_loop();
@@ -89,6 +98,7 @@ class Agent {
   ProbeEndpoint probe_endpoint_;
   Router router_;
   std::atomic<bool> started_{false};
+  std::function<void(const WebSettings&)> web_reload_;
 
   // The reload lane.
   std::mutex lane_mu_;

@@ -60,6 +60,7 @@ AgentSettings parse_agent(const ConfigTable& at) {
   a.default_interval = at.duration("interval", a.default_interval);
   a.default_timeout = at.duration("timeout", a.default_timeout);
   if (a.default_timeout > a.default_interval) at.fail("timeout", "must not exceed agent.interval");
+  if (a.default_timeout > kMaxProbeTimeout) at.fail("timeout", "must be at most " + format_duration(kMaxProbeTimeout));
   a.max_concurrent_probes = static_cast<int>(at.integer("max_concurrent_probes", a.max_concurrent_probes, 1, 256));
   for (const Kind* k : kinds())
     if (k->agent_keys) k->agent_keys(at);
@@ -312,6 +313,7 @@ std::shared_ptr<const Config> parse_config(std::string_view text, const std::str
         if (common.timeout > common.interval) {
           t.fail("timeout", "must not exceed interval (" + format_duration(common.interval) + ")");
         }
+        if (common.timeout > kMaxProbeTimeout) t.fail("timeout", "must be at most " + format_duration(kMaxProbeTimeout));
         auto specs = sec->parse(t, common, agent);
         t.check_unknown_keys();
         // Everything that shapes a probe: its table, its effective interval and

@@ -15,6 +15,11 @@
 
 namespace pacs {
 
+// The longest probe timeout a config may set. Shutdown waits for running
+// probes up to their deadline, so the systemd unit's TimeoutStopSec is set
+// above it, and so is the HTTP server's handler timeout.
+inline constexpr Duration kMaxProbeTimeout = std::chrono::minutes(2);
+
 // The agent's own [agent] keys (kinds read the [agent] keys they own, such as
 // dicom's calling_ae_title, through their descriptor).
 struct AgentSettings {

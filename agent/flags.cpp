@@ -13,6 +13,8 @@ Flags:
                                self metrics and the root filesystem)
   --web.listen-address=ADDR    address to listen on, host:port; may repeat
                                (default: [web] listen_address, else 0.0.0.0:9727)
+  --web.enable-lifecycle       allow reloading the configuration by HTTP
+                               (POST /-/reload); off by default, SIGHUP always works
   --config.check               validate the configuration, print the result and exit
                                (0 = valid, 1 = invalid)
   --log.level=LEVEL            debug, info, warn or error (default: info)
@@ -48,6 +50,8 @@ bool parse_flags(int argc, char** argv, Flags& f, std::string& err) {
     } else if (name == "--log.level") {
       if (!take()) return false;
       f.log_level = value;
+    } else if (name == "--web.enable-lifecycle" && !has_value) {
+      f.enable_lifecycle = true;
     } else if (name == "--config.check" && !has_value) {
       f.check = true;
     } else if (name == "--version" && !has_value) {

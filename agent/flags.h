@@ -11,6 +11,7 @@ struct Flags {
   std::optional<std::string> config_file;
   std::vector<std::string> listen;
   bool check = false, version = false, help = false;
+  bool enable_lifecycle = false;  // --web.enable-lifecycle
   std::string log_level = "info";
 };
 

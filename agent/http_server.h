@@ -2,23 +2,40 @@
 //
 // Handlers get a parsed request and a Respond callback that may be invoked
 // later from any thread (e.g. when an on-demand probe finishes on a worker);
-// the reply is written on the connection's own executor. Every read has a
-// timeout; headers and bodies have size limits; the number of open
-// connections is capped. Replies marked compressible are gzipped when the
-// client sends Accept-Encoding: gzip.
+// the reply is written on the connection's own executor. Replies marked
+// compressible are gzipped when the client sends Accept-Encoding: gzip.
+//
+// One host on the network must not be able to starve the scrapes:
+// - a request (and, with TLS, the handshake before it) must arrive complete
+//   within request_timeout from its first byte; an idle keep-alive
+//   connection is closed after idle_timeout;
+// - connections are capped in total and per client address; at a cap the
+//   longest-idle connection (of that client, or of anyone) is closed to make
+//   room, and only when none is idle is the new one refused;
+// - a handler that has not replied by handler_timeout gets a 503 written for
+//   it and the connection is closed;
+// - basic auth runs bcrypt on a pool of its own (agent/http_auth.h);
+// - when accept() fails (EMFILE...) the listener backs off instead of
+//   spinning the io thread.
+// Counters: pacs_agent_http_connections_rejected_total{reason},
+// pacs_agent_http_connections_evicted_total, pacs_agent_http_accept_errors_total
+// and the pacs_agent_http_connections gauge, in the registry given.
 //
 // Thread-safety: listen()/stop()/bound_ports() from the thread that owns the
-// io_context (or before it runs); Respond from any thread, exactly once.
+// io_context (or before it runs); set_security() and Respond from any
+// thread (Respond exactly once).
 #pragma once
 
 #include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <prometheus/registry.h>
 
 #include "probes/log.h"
 
@@ -56,9 +73,15 @@ using HttpHandler = std::function<void(const HttpRequest&, Respond)>;
 struct HttpLimits {
   std::size_t header_bytes = 16 * 1024;
   std::size_t body_bytes = 64 * 1024;
-  std::chrono::seconds read_timeout{30};     // per request, from its first byte or the idle keep-alive
-  std::chrono::seconds handler_timeout{300};  // a reply not written by then closes the connection
+  // TLS handshake + a whole request, from the connection or the request's
+  // first byte (slowloris bound); also bounds writing a reply.
+  std::chrono::milliseconds request_timeout{std::chrono::seconds(10)};
+  // A connection waiting for its (next) request's first byte.
+  std::chrono::milliseconds idle_timeout{std::chrono::seconds(90)};
+  // A handler that has not replied by then gets a 503, and the connection closes.
+  std::chrono::milliseconds handler_timeout{std::chrono::seconds(330)};
   int max_connections = 256;
+  int max_connections_per_client = 32;  // by remote IP address
 };
 
 // Optional transport security, as exporter-toolkit's web config offers:
@@ -78,14 +101,20 @@ bool is_bcrypt_hash(const std::string& hash);
 
 class HttpServer {
  public:
+  // `metrics`: where the server's counters go (a private registry if null).
   HttpServer(boost::asio::io_context& ioc, Logger& log, HttpHandler handler, HttpLimits limits = {},
-             HttpSecurity security = {});
+             HttpSecurity security = {}, std::shared_ptr<prometheus::Registry> metrics = nullptr);
   ~HttpServer();
   // Binds "host:port" (port 0 = any) and starts accepting. Throws
   // std::runtime_error naming the address when it cannot.
   void listen(const std::string& host_port);
   std::vector<unsigned short> bound_ports() const;
   void stop();  // closes the listeners; open connections finish their request
+  // Replaces TLS certificate/key/client CA and the basic auth users for new
+  // connections and requests (a reload). Throws std::runtime_error (and
+  // changes nothing) when the TLS files do not load.
+  void set_security(const HttpSecurity& security);
+  int connections() const;
 
   struct Shared;  // state shared with sessions (handler, limits, counters)
 
@@ -95,6 +124,11 @@ class HttpServer {
   struct Listener;
   std::vector<std::shared_ptr<Listener>> listeners_;
 };
+
+// Parses one complete request from raw bytes the way a connection does
+// (same limits, same decoding); nullopt when it is incomplete or invalid.
+// For fuzzing and tests.
+std::optional<HttpRequest> parse_http_request(std::string_view bytes, const HttpLimits& limits = {});
 
 // gzip-encodes `in` (RFC 1952), for tests and the server.
 std::string gzip_compress(const std::string& in);

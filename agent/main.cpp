@@ -1,6 +1,7 @@
 // pacs-agent: Prometheus exporter for PACS nodes. See README.md and
 // docs/architecture.md.
 #include <csignal>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -81,14 +82,21 @@ int main(int argc, char** argv) {
   log.info("starting pacs-agent", {{"version", PACS_AGENT_VERSION}, {"config", config->source}});
 
   // 5. The agent and its HTTP server.
-  pacs::Agent agent(log, {flags.config_file, flags.listen}, config);
+  pacs::Agent agent(log, {flags.config_file, flags.listen, flags.enable_lifecycle}, config);
   const auto& web = config->web;
   std::unique_ptr<pacs::HttpServer> server;
   try {
+    pacs::HttpLimits limits;
+    limits.handler_timeout = pacs::kMaxProbeTimeout + std::chrono::seconds(30);
     server = std::make_unique<pacs::HttpServer>(
         lifecycle.io(), log, [&agent](const pacs::HttpRequest& r, pacs::Respond respond) { agent.handle(r, std::move(respond)); },
-        pacs::HttpLimits{},
-        pacs::HttpSecurity{web.tls_cert_file, web.tls_key_file, web.tls_client_ca_file, web.basic_auth_users});
+        limits, pacs::HttpSecurity{web.tls_cert_file, web.tls_key_file, web.tls_client_ca_file, web.basic_auth_users},
+        agent.registry());
+    // A reload swaps TLS files and users (the server outlives every reload:
+    // the agent's reload lane is joined in lifecycle.run()).
+    agent.on_web_reload([&server](const pacs::WebSettings& w) {
+      server->set_security({w.tls_cert_file, w.tls_key_file, w.tls_client_ca_file, w.basic_auth_users});
+    });
     for (const auto& a : agent.listen_addresses()) {
       server->listen(a);
       log.info("listening", {{"address", a}});
@@ -105,6 +113,10 @@ int main(int argc, char** argv) {
   // 6. Serve until SIGTERM/SIGINT; stop everything in order.
   int rc = lifecycle.run(agent, *server);
   server.reset();
-  log.info("stopped");
+  // Every thread the agent started has been joined by now; a helper left on
+  // a hung mount (see probes/queue) would show here.
+  std::error_code ec;
+  auto threads = std::distance(std::filesystem::directory_iterator("/proc/self/task", ec), {});
+  log.info("stopped", {{"threads", std::to_string(threads)}});
   return rc;
 }

@@ -83,6 +83,13 @@ void ProbeEndpoint::handle(const HttpRequest& req, Respond respond) {
     auto d = req.query.find("debug");
     return d != req.query.end() && d->second == "true";
   }();
+  // Identical requests in flight (same query, debug included) share one run
+  // (see probe_coalescer.h).
+  if (auto leader = coalescer_.join(ProbeCoalescer::key(req), std::move(respond))) {
+    respond = std::move(*leader);
+  } else {
+    return;
+  }
   if (inflight_.load() >= kMaxInflight) return respond(HttpReply::text(503, "too many concurrent /probe requests\n"));
   ++inflight_;
   auto start = Clock::now();

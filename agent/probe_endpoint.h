@@ -21,6 +21,7 @@
 
 #include "agent/config.h"
 #include "agent/http_server.h"
+#include "agent/probe_coalescer.h"
 #include "agent/worker_pool.h"
 #include "probes/log.h"
 
@@ -45,6 +46,7 @@ class ProbeEndpoint {
   std::function<std::shared_ptr<const Config>()> config_;
   std::atomic<int> inflight_{0};
   std::atomic<bool> stopping_{false};
+  ProbeCoalescer coalescer_;  // identical concurrent requests share one run
   WorkerPool pool_{kWorkers};
 };
 

@@ -58,8 +58,13 @@ class WorkerPool {
     cv_.notify_all();
     for (auto& t : dropped)
       if (t.cancel) t.cancel();
-    for (auto& t : threads_)
-      if (t.joinable()) t.join();
+    for (auto& t : threads_) {
+      if (!t.joinable()) continue;
+      // A task that ends up stopping its own pool (the last owner released
+      // on a pool thread) must not join itself.
+      if (t.get_id() == std::this_thread::get_id()) t.detach();
+      else t.join();
+    }
     threads_.clear();
   }
 

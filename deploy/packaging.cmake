@@ -14,7 +14,9 @@ install(FILES ${_pacs_src}/deploy/pacs-agent.service DESTINATION /lib/systemd/sy
 install(FILES ${_pacs_src}/deploy/pacs-agent.sysusers DESTINATION lib/sysusers.d RENAME pacs-agent.conf COMPONENT agent)
 install(FILES ${_pacs_src}/deploy/pacs-agent.toml DESTINATION /etc/pacs-agent
         PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ COMPONENT agent)
-install(FILES ${_pacs_src}/deploy/pacs-agent.default DESTINATION /etc/default RENAME pacs-agent COMPONENT agent)
+# 0600: admins put secrets there (password_env values); systemd reads it as root.
+install(FILES ${_pacs_src}/deploy/pacs-agent.default DESTINATION /etc/default RENAME pacs-agent
+        PERMISSIONS OWNER_READ OWNER_WRITE COMPONENT agent)
 
 file(GLOB _pacs_rules ${_pacs_src}/alerts/*.rules.yml)
 install(FILES ${_pacs_rules} ${_pacs_src}/alerts/runbook.md DESTINATION share/pacs-agent/alerts COMPONENT agent)

@@ -8,8 +8,13 @@
 
 namespace pacs {
 
-std::optional<Duration> parse_duration(std::string_view s) {
+namespace {
+// nullopt when malformed; `too_long` set when well-formed but over kMaxDuration.
+std::optional<Duration> parse_duration_checked(std::string_view s, bool& too_long) {
+  too_long = false;
   if (s.empty()) return std::nullopt;
+  // Each number is capped, and so is the sum: "120000d" would overflow the
+  // nanosecond clocks the scheduler adds it to (a hot loop, not an error).
   std::int64_t total_ms = 0;
   size_t i = 0;
   while (i < s.size()) {
@@ -17,7 +22,10 @@ std::optional<Duration> parse_duration(std::string_view s) {
     std::int64_t n = 0;
     while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
       n = n * 10 + (s[i] - '0');
-      if (n > 1'000'000'000) return std::nullopt;
+      if (n > 1'000'000'000) {
+        too_long = true;
+        return std::nullopt;
+      }
       ++i;
     }
     size_t u = i;
@@ -30,9 +38,17 @@ std::optional<Duration> parse_duration(std::string_view s) {
     else if (unit == "h") mult = 3'600'000;
     else if (unit == "d") mult = 86'400'000;
     else return std::nullopt;
-    total_ms += n * mult;
+    if (!too_long) total_ms += n * mult;  // keep parsing: a later bad unit is "malformed"
+    if (total_ms > kMaxDuration.count()) too_long = true;
   }
+  if (too_long) return std::nullopt;
   return Duration(total_ms);
+}
+}  // namespace
+
+std::optional<Duration> parse_duration(std::string_view s) {
+  bool too_long;
+  return parse_duration_checked(s, too_long);
 }
 
 std::string format_duration(Duration d) {
@@ -156,7 +172,9 @@ Duration ConfigTable::duration(std::string_view key, Duration def) const {
   const toml::value* v = find(key);
   if (!v) return def;
   if (!v->is_string()) fail(key, "must be a duration string such as \"15s\" or \"2m\"");
-  auto d = parse_duration(v->as_string().str);
+  bool too_long;
+  auto d = parse_duration_checked(v->as_string().str, too_long);
+  if (too_long) fail(key, "duration \"" + v->as_string().str + "\" is too long (at most " + format_duration(kMaxDuration) + ")");
   if (!d) fail(key, "invalid duration \"" + v->as_string().str + "\" (use e.g. \"500ms\", \"15s\", \"2m\", \"1h\")");
   if (d->count() <= 0) fail(key, "must be greater than 0");
   return *d;

@@ -29,7 +29,12 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// "15s", "2m", "1h30m", "500ms", "1d". Returns nullopt when malformed.
+// The longest duration any key may hold (a year): far beyond any sensible
+// interval, far below what the nanosecond clocks can add without overflow.
+inline constexpr Duration kMaxDuration = std::chrono::hours(24 * 366);
+
+// "15s", "2m", "1h30m", "500ms", "1d". Returns nullopt when malformed or
+// longer than kMaxDuration.
 std::optional<Duration> parse_duration(std::string_view s);
 std::string format_duration(Duration d);  // inverse, for docs and messages
 

@@ -11,6 +11,7 @@ PACS_PACKAGES=(
   orthanc orthanc-dicomweb prometheus prometheus-alertmanager python3-yaml victoria-metrics nodejs
   libcrypt-dev dpkg-dev file systemd
   python3-matplotlib chromium   # pacs-capacity-report's charts; its e2e test and the status page test render HTML
+  clang-14 libclang-rt-14-dev ccache util-linux
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

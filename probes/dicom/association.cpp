@@ -5,7 +5,11 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <cstdio>
 
 #include <atomic>
 #include <cmath>
@@ -166,6 +170,29 @@ class Watchdog {
 // The association whose connect() the current thread is about to make.
 thread_local Guard* t_connecting = nullptr;
 
+// Sets t_connecting for a scope (reset on every way out).
+class ConnectingScope {
+ public:
+  explicit ConnectingScope(Guard* g) : prev_(t_connecting) { t_connecting = g; }
+  ~ConnectingScope() { t_connecting = prev_; }
+  ConnectingScope(const ConnectingScope&) = delete;
+  ConnectingScope& operator=(const ConnectingScope&) = delete;
+
+ private:
+  Guard* prev_;
+};
+
+// Only the association's own TCP socket is adopted: the resolver or nscd
+// may connect() a UDP or Unix socket on the same thread first.
+bool is_tcp_socket(int fd) {
+  int type = 0, domain = 0;
+  socklen_t len = sizeof type;
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) return false;
+  len = sizeof domain;
+  if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) return false;
+  return domain == AF_INET || domain == AF_INET6;
+}
+
 // Takes our own reference to the socket: a dup, so the number stays ours
 // even after DCMTK closes its descriptor (no shutdown of a reused fd).
 void adopt_socket(Guard* g, int s) {
@@ -245,20 +272,33 @@ const std::string& local_host_name() {
 
 }  // namespace
 
-bool connect_hook_active() {
+bool connect_hook_active() { return connect_hook_adopts(AF_INET, SOCK_STREAM); }
+
+bool connect_hook_adopts(int domain, int type) {
   Guard probe;
-  t_connecting = &probe;
-  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;  // refused at once, or EADDRNOTAVAIL: only the hook matters
-  if (s >= 0) {
-    (void)::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    ::close(s);
+  {
+    ConnectingScope scope(&probe);
+    int s = ::socket(domain, type | SOCK_CLOEXEC, 0);
+    if (s >= 0) {
+      if (domain == AF_UNIX) {
+        sockaddr_un u{};
+        u.sun_family = AF_UNIX;
+        std::snprintf(u.sun_path + 1, sizeof u.sun_path - 1, "pacs-agent-hook-check");  // abstract, unbound: refused
+        (void)::connect(s, reinterpret_cast<sockaddr*>(&u), sizeof u);
+      } else {
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = 0;  // refused at once, or EADDRNOTAVAIL: only the hook matters
+        (void)::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+      }
+      ::close(s);
+    }
   }
-  t_connecting = nullptr;
-  return probe.fd >= 0;
+  bool adopted = probe.fd >= 0;
+  if (adopted) ::close(probe.fd);
+  probe.fd = -1;
+  return adopted;
 }
 
 void stop_watchdog() { Watchdog::instance().stop(); }
@@ -538,12 +578,13 @@ std::optional<Failure> DicomAssociation::open() {
   // DCMTK 3.6.7 waits for the connect in poll(), restarted on EINTR with
   // the full process-global timeout: the only handle on it is the socket,
   // which our connect() hook hands to the watchdog.
-  t_connecting = guard_.get();
   auto t0 = Clock::now();
   guard_->connect_started = t0;
-  cond = ASC_requestAssociation(net_, params_, &assoc_);
+  {
+    ConnectingScope scope(guard_.get());
+    cond = ASC_requestAssociation(net_, params_, &assoc_);
+  }
   auto t1 = Clock::now();
-  t_connecting = nullptr;
   bool connected;
   Clock::time_point connected_at;
   {
@@ -668,9 +709,12 @@ void DicomAssociation::read_peer_certificate() {
 // dynamic lookup): on a thread that is opening a DicomAssociation it first
 // hands a dup of the socket to that association's watchdog guard; every
 // other caller (curl, Beast, anything) goes straight to the real connect().
+// Only TCP sockets are adopted; without a next connect() (a static link)
+// the raw system call is made.
 extern "C" int connect(int fd, const struct sockaddr* addr, socklen_t len) {
   using ConnectFn = int (*)(int, const struct sockaddr*, socklen_t);
   static const ConnectFn real = reinterpret_cast<ConnectFn>(::dlsym(RTLD_NEXT, "connect"));
-  if (auto* g = pacs::dicom::t_connecting) pacs::dicom::adopt_socket(g, fd);
+  if (auto* g = pacs::dicom::t_connecting; g && pacs::dicom::is_tcp_socket(fd)) pacs::dicom::adopt_socket(g, fd);
+  if (!real) return static_cast<int>(::syscall(SYS_connect, fd, addr, len));
   return real(fd, addr, len);
 }

@@ -133,6 +133,10 @@ class DicomAssociation {
 // global_init warns when it is not: connects are then bounded only by
 // dcmConnectionTimeout.
 bool connect_hook_active();
+// Whether the hook adopts a socket of this domain and type that the
+// association's thread connects (only AF_INET/AF_INET6 stream sockets:
+// the resolver may connect UDP or Unix sockets on that thread first).
+bool connect_hook_adopts(int domain, int type);
 // Stops the watchdog thread (it restarts on demand).
 void stop_watchdog();
 

@@ -7,14 +7,17 @@ namespace pacs::queue {
 
 ProbeResult HttpJsonProbe::run(const ProbeContext& ctx) {
   http::Client http(http_);
+  return http_json_answer(http.get(url_, ctx), url_, values_);
+}
+
+ProbeResult http_json_answer(const http::Response& h, const std::string& url, const std::vector<JsonValueSpec>& specs) {
   ProbeResult r = ProbeResult::ok();
-  auto h = http.get(url_, ctx);
   detail::add_status_code(r, h);
   if (!h.ok) return detail::fail_from(std::move(r), h);
-  auto j = detail::parse_json(h, "GET " + http::redact_url(url_), r);
+  auto j = detail::parse_json(h, "GET " + http::redact_url(url), r);
   if (!j) return r;
   std::vector<Sample> values;
-  for (const auto& v : values_) {
+  for (const auto& v : specs) {
     nlohmann::json::json_pointer ptr(v.pointer);  // validated at config time
     if (!j->contains(ptr)) {
       return detail::protocol_error(std::move(r), "value \"" + v.name + "\": pointer " + v.pointer + " not found");

@@ -78,10 +78,13 @@ ProbeResult OrthancJobsProbe::run(const ProbeContext& ctx) {
 }
 
 ProbeResult OrthancJobsProbe::jobs_and_statistics(http::Client& http, const ProbeContext& ctx) {
-  ProbeResult r = ProbeResult::ok();
+  ProbeResult r = orthanc_jobs_answer(ProbeResult::ok(), http.get(url_ + "/jobs?expand", ctx));
+  if (!r.success) return r;
+  return orthanc_statistics_answer(std::move(r), http.get(url_ + "/statistics", ctx));
+}
 
-  // 1. Jobs.
-  auto h = http.get(url_ + "/jobs?expand", ctx);
+// 1. Jobs.
+ProbeResult orthanc_jobs_answer(ProbeResult r, const http::Response& h) {
   detail::add_status_code(r, h);
   if (!h.ok) return detail::fail_from(std::move(r), h);
   auto jobs = detail::parse_json(h, "GET /jobs?expand", r);
@@ -124,10 +127,12 @@ ProbeResult OrthancJobsProbe::jobs_and_statistics(http::Client& http, const Prob
     age = std::max(0.0, now - *oldest_pending);
   }
   r.add("pacs_queue_oldest_item_age_seconds", "Age of the oldest waiting item (0 when the queue is empty).", age);
+  return r;
+}
 
-  // 2. Archive contents.
-  h = http.get(url_ + "/statistics", ctx);
-  detail::set_status_code(r, h);
+// 2. Archive contents.
+ProbeResult orthanc_statistics_answer(ProbeResult r, const http::Response& h) {
+  detail::set_status_code(r, h);  // the last answer's status replaces the jobs answer's
   if (!h.ok) return detail::fail_from(std::move(r), h);
   auto stats = detail::parse_json(h, "GET /statistics", r);
   if (!stats) return r;

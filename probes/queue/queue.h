@@ -35,11 +35,27 @@ struct SpoolScan {
   std::int64_t oldest_mtime_ns = 0;  // Unix time of the oldest item's mtime
   bool partial = false;       // stopped at the deadline or on shutdown
   int err = 0;                // first error (errno), 0 if none
-  std::string err_where;      // path relative to the spool where it happened
+  bool top_failed = false;    // the spool folder itself could not be read
+  std::uint64_t unreadable = 0;  // entries below it that could not be read
+  // No names: spool entries are often named after patients.
 };
 
 // Counts regular files (symlinks are not followed). Thread-safe: no state.
+// Blocks as long as the file system does (see scan_spool_guarded).
 SpoolScan scan_spool(const SpoolOptions& opts, const ProbeContext& ctx);
+
+// scan_spool on a helper thread, waited for until ctx.deadline + `grace`
+// (or shutdown + `grace`). A scan still running then is left to finish on
+// its own and its path is marked stuck: until it returns, further calls for
+// the path return still_stuck at once. Thread-safe.
+struct GuardedScan {
+  enum Outcome { finished, timed_out, still_stuck } outcome = finished;
+  SpoolScan scan;  // when finished
+};
+GuardedScan scan_spool_guarded(const SpoolOptions& opts, const ProbeContext& ctx,
+                               Duration grace = std::chrono::milliseconds(250));
+// True while an abandoned scan of `path` has not returned.
+bool spool_scan_stuck(const std::string& path);
 
 // Thread-safety: one run at a time per instance (see Probe).
 class SpoolDirectoryProbe : public Probe {
@@ -104,6 +120,12 @@ class HttpJsonProbe : public Probe {
   std::vector<JsonValueSpec> values_;
   http::Settings http_;
 };
+
+// What the HTTP probes make of an answer (no I/O: for tests and fuzzing).
+// `r` carries what earlier requests of the same run gathered.
+ProbeResult orthanc_jobs_answer(ProbeResult r, const http::Response& jobs);
+ProbeResult orthanc_statistics_answer(ProbeResult r, const http::Response& statistics);
+ProbeResult http_json_answer(const http::Response& h, const std::string& url, const std::vector<JsonValueSpec>& values);
 
 const std::vector<Reason>& directory_reasons();
 const std::vector<Reason>& http_reasons();

@@ -8,6 +8,7 @@
 #include <regex>
 #include <thread>
 
+#include "tests/support/loopback_clients.h"
 #include "tests/support/support.h"
 
 namespace pacs::test {
@@ -21,11 +22,11 @@ struct RunningAgent {
   RunningAgent(TempDir& dir, const std::string& config, const std::vector<std::string>& extra = {})
       : port(free_port()) {
     std::vector<std::string> argv = {agent_binary(), "--web.listen-address=127.0.0.1:" + std::to_string(port),
-                                     "--log.level=debug"};
+                                     "--log.level=debug", "--web.enable-lifecycle"};
     if (!config.empty()) argv.push_back("--config.file=" + config);
     for (const auto& e : extra) argv.push_back(e);
     proc = std::make_unique<Process>(argv, dir / ("agent-" + std::to_string(port) + ".log"));
-    ready = wait_for_port(port, 10s);
+    ready = wait_for_http(port);  // a real answer: the port accepts before the agent serves
   }
   std::string metrics() { return http_get(port, "/metrics").body; }
   // Polls /metrics until `pred` holds (probes run in the background).

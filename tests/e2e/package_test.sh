@@ -61,6 +61,13 @@ done
 check "user pacs-agent exists" "getent passwd pacs-agent >/dev/null"
 check "config readable by group pacs-agent only" \
   "[ \"\$(stat -c '%U:%G %a' /etc/pacs-agent/pacs-agent.toml)\" = 'root:pacs-agent 640' ]"
+check "/etc/default/pacs-agent (secrets) readable by root only" \
+  "[ \"\$(stat -c '%U:%G %a' /etc/default/pacs-agent)\" = 'root:root 600' ]"
+check "unit enabled on first installation" "systemctl is-enabled --quiet pacs-agent.service"
+echo "== admin disables the unit; the package is upgraded (reinstalled)"
+systemctl disable pacs-agent.service >/dev/null 2>&1
+dpkg -i "$deb" >/dev/null
+check "an admin's disable survives an upgrade" "! systemctl is-enabled --quiet pacs-agent.service"
 check "pacs-agent --version" "/usr/bin/pacs-agent --version"
 check "pacs-capacity-report --help" "/usr/bin/pacs-capacity-report --help >/dev/null"
 check "example config passes --config.check" \

@@ -2,6 +2,8 @@
 // naming file, line and key; valid files give the expected settings.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "agent/config.h"
 #include "probes/config_table.h"
 #include "tests/support/support.h"
@@ -32,6 +34,13 @@ const BadCase kBad[] = {
     {"duplicate_table", "[agent]\n[agent]\n", "pacs-agent.toml:2: syntax error: toml::insert_value: table (\"agent\") already exists."},
     {"unknown_agent_key", "[agent]\ninterval = \"15s\"\nintervall = \"15s\"\n", "pacs-agent.toml:3: agent.intervall: unknown key"},
     {"bad_duration", "[agent]\ninterval = \"5x\"\n", "pacs-agent.toml:2: agent.interval: invalid duration \"5x\" (use e.g. \"500ms\", \"15s\", \"2m\", \"1h\")"},
+    // A sum of capped numbers overflowed into the scheduler's clock (a hot loop).
+    {"duration_overflow", "[agent]\ninterval = \"120000d\"\n", "pacs-agent.toml:2: agent.interval: duration \"120000d\" is too long (at most 366d)"},
+    {"duration_sum_overflow", "[[queue]]\nname = \"q\"\ninterval = \"300d300d\"\n", "pacs-agent.toml:3: queue[0].interval: duration \"300d300d\" is too long (at most 366d)"},
+    {"duration_number_overflow", "[agent]\ninterval = \"99999999999s\"\n", "pacs-agent.toml:2: agent.interval: duration \"99999999999s\" is too long (at most 366d)"},
+    // Shutdown waits for running probes; the unit's TimeoutStopSec is set above this.
+    {"timeout_over_max", "[agent]\ninterval = \"1h\"\ntimeout = \"3m\"\n", "pacs-agent.toml:3: agent.timeout: must be at most 2m"},
+    {"target_timeout_over_max", "[[queue]]\nname = \"q\"\ninterval = \"1h\"\ntimeout = \"121s\"\n", "pacs-agent.toml:4: queue[0].timeout: must be at most 2m"},
     {"duration_not_string", "[agent]\ninterval = 15\n", "pacs-agent.toml:2: agent.interval: must be a duration string such as \"15s\" or \"2m\""},
     {"zero_duration", "[agent]\ninterval = \"0s\"\n", "pacs-agent.toml:2: agent.interval: must be greater than 0"},
     {"timeout_over_interval", "[agent]\ninterval = \"30s\"\ntimeout = \"1m\"\n", "pacs-agent.toml:3: agent.timeout: must not exceed agent.interval"},
@@ -135,6 +144,19 @@ TEST(ConfigTable, NestedUnknownKeysAndCanonicalForm) {
   auto root3 = toml::parse(in3, "o.toml");
   EXPECT_EQ(ConfigTable(root.as_table().at("t"), "t").canonical(), ConfigTable(root3.as_table().at("t"), "t").canonical());
   EXPECT_NE(ConfigTable(root.as_table().at("t"), "t").canonical(), ConfigTable(root2.as_table().at("t"), "t").canonical());
+}
+
+// systemd SIGKILLs a service that takes longer than TimeoutStopSec to stop;
+// the agent's shutdown waits for running probes, each bounded by its timeout.
+TEST(Deploy, UnitStopTimeoutExceedsTheLongestProbeTimeout) {
+  std::ifstream unit(std::string(PACS_SOURCE_DIR) + "/deploy/pacs-agent.service");
+  ASSERT_TRUE(unit);
+  std::string line, value;
+  while (std::getline(unit, line))
+    if (line.rfind("TimeoutStopSec=", 0) == 0) value = line.substr(15);
+  auto stop = parse_duration(value);
+  ASSERT_TRUE(stop) << "TimeoutStopSec=" << value;
+  EXPECT_GE(*stop, kMaxProbeTimeout + std::chrono::seconds(2)) << "TimeoutStopSec=" << value;
 }
 
 }  // namespace

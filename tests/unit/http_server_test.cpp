@@ -98,7 +98,7 @@ TEST(HttpRoutes, StatusCodes) {
   auto r = http_request(port, "GET", "/-/reload");
   EXPECT_EQ(r.status, 405);
   EXPECT_EQ(r.headers["allow"], "POST, PUT");
-  EXPECT_EQ(http_request(port, "POST", "/-/reload").status, 200);
+  EXPECT_EQ(http_request(port, "POST", "/-/reload").status, 403);  // without --web.enable-lifecycle
   EXPECT_EQ(http_request(port, "POST", "/metrics").status, 405);
   EXPECT_EQ(http_request(port, "GET", "/nope").status, 404);
   EXPECT_EQ(http_request(port, "GET", "/probe").status, 400);
@@ -114,6 +114,7 @@ TEST(HttpRoutes, StatusCodes) {
   // Requests are counted by handler and code.
   auto after = http_request(port, "GET", "/metrics").body;
   EXPECT_NE(after.find("pacs_agent_http_requests_total{code=\"405\",handler=\"reload\"} 1"), std::string::npos);
+  EXPECT_NE(after.find("pacs_agent_http_requests_total{code=\"403\",handler=\"reload\"} 1"), std::string::npos);
   EXPECT_NE(after.find("pacs_agent_http_requests_total{code=\"404\",handler=\"other\"} 1"), std::string::npos);
 }
 
@@ -143,7 +144,7 @@ TEST(HttpServer, HeaderAndBodyLimits) {
 
 TEST(HttpServer, ReadTimeoutClosesSilentConnections) {
   HttpLimits limits;
-  limits.read_timeout = 1s;
+  limits.request_timeout = 1s;
   ServerFixture fx([](const HttpRequest&, Respond r) { r(HttpReply::text(200, "ok")); }, limits);
   int fd = raw_connect(fx.port);
   ASSERT_GE(fd, 0);

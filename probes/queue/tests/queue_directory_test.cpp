@@ -11,11 +11,13 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 
 #include "agent/config.h"
 #include "probes/queue/queue.h"
+#include "tests/support/dead_mount.h"
 #include "tests/support/probe_testing.h"
 #include "tests/support/support.h"
 
@@ -142,31 +144,111 @@ TEST(SpoolDirectory, MissingOrNotAFolderIsIoError) {
 TEST(SpoolDirectory, UnreadableFolderIsIoError) {
   test::TempDir d;
   make_file(d / "spool" / "a", 1, 1);
-  make_file(d / "spool2" / "ok", 1, 1);
-  make_file(d / "spool2" / "locked" / "b", 1, 1);
   fs::permissions(d.path(), fs::perms::owner_all | fs::perms::others_exec | fs::perms::group_exec);
   fs::permissions(d / "spool", fs::perms::none);
-  fs::permissions(d / "spool2", fs::perms::owner_all | fs::perms::others_all);
-  fs::permissions(d / "spool2" / "locked", fs::perms::none);
-  auto report = [](const ProbeResult& r) {
-    std::string items;
-    for (const auto& s : r.samples)
-      if (s.name == "pacs_queue_items") items = std::to_string(static_cast<int>(s.value));
-    return std::string(to_string(r.reason)) + "|" + items + "|" + r.message;
-  };
-  std::string top = test::run_as_nobody([&] { return report(run(at((d / "spool")))); });
-  EXPECT_EQ(top.substr(0, top.find('|')), "io_error") << top;
-  EXPECT_NE(top.find("Permission denied"), std::string::npos) << top;
-
-  // A locked subfolder: still io_error (the admin must know part of the
-  // spool is invisible), with what could be counted.
-  SpoolOptions o = at((d / "spool2"));
-  o.recursive = true;
-  std::string sub = test::run_as_nobody([&] { return report(run(o)); });
-  EXPECT_EQ(sub.substr(0, sub.find("|", 10)), "io_error|1") << sub;
-  EXPECT_NE(sub.find("locked: Permission denied"), std::string::npos) << sub;
+  std::string top = test::run_as_nobody([&] {
+    auto r = run(at(d / "spool"));
+    return std::string(to_string(r.reason)) + "|" + r.message;
+  });
   fs::permissions(d / "spool", fs::perms::owner_all);
-  fs::permissions(d / "spool2" / "locked", fs::perms::owner_all);
+  EXPECT_EQ(top, "io_error|scanning " + (d / "spool").string() + ": Permission denied");
+}
+
+// Routers and `storescp --sort-on-patientname` name folders and files after
+// patients and studies: an entry that cannot be read is counted, with its
+// errno, and never named.
+TEST(SpoolDirectory, UnreadableEntriesNamedAfterPatientsAreCountedNeverNamed) {
+  test::TempDir d;
+  const std::string patient_dir = "DOE^JOHN_19700101_PHICANARY";
+  const std::string study_dir = "SMITH^JANE_PHICANARY_1.2.840.113619.2.55";
+  const std::string study_file = "1.2.840.113619.2.55.3.PHICANARY.dcm";
+  make_file(d / "spool" / "ok.dcm", 1, 1);
+  make_file(d / "spool" / patient_dir / "img.dcm", 1, 1);
+  make_file(d / "spool" / study_dir / study_file, 1, 1);
+  make_file(d / "spool" / study_dir / ("2." + study_file), 1, 1);
+  fs::permissions(d.path(), fs::perms::owner_all | fs::perms::others_exec | fs::perms::group_exec);
+  fs::permissions(d / "spool", fs::perms::owner_all | fs::perms::others_read | fs::perms::others_exec);
+  SpoolOptions o = at(d / "spool");
+  o.recursive = true;
+
+  // Control: readable, the scan walks into both patient-named folders.
+  auto all = run(o);
+  ASSERT_TRUE(all.success) << all.message;
+  EXPECT_EQ(sample_value(all, "pacs_queue_items"), 4) << "control: the patient-named entries were not scanned";
+
+  // Locked: no entry into the first; the second may be listed (read) but not
+  // searched, so its file names ARE read by readdir and cannot be stat-ed.
+  fs::permissions(d / "spool" / patient_dir, fs::perms::none);
+  fs::permissions(d / "spool" / study_dir, fs::perms::owner_all | fs::perms::others_read);
+  std::string seen = test::run_as_nobody([&] {
+    auto r = run(o);
+    std::string out = std::string(to_string(r.reason)) + "|" + r.message;
+    for (const auto& s : r.samples) {
+      out += "|" + s.name + "=" + std::to_string(static_cast<long>(s.value));
+      for (const auto& [k, v] : s.labels) out += "," + k + "=" + v;
+    }
+    return out;
+  });
+  fs::permissions(d / "spool" / patient_dir, fs::perms::owner_all);
+  fs::permissions(d / "spool" / study_dir, fs::perms::owner_all);
+  // Control: the scan did meet the three locked entries (the folder it could
+  // not open and the two file names it listed but could not stat).
+  EXPECT_EQ(seen.rfind("io_error|scanning " + (d / "spool").string() +
+                           ": 3 entries could not be read (first error: Permission denied)",
+                       0),
+            0u)
+      << seen;
+  EXPECT_NE(seen.find("|pacs_queue_items=1"), std::string::npos) << seen;  // what could be counted
+  for (const std::string& phi : {patient_dir, study_dir, study_file, std::string("PHICANARY"), std::string("DOE^"),
+                                 std::string("1.2.840")}) {
+    EXPECT_EQ(seen.find(phi), std::string::npos) << phi << " in " << seen;
+  }
+}
+
+// A spool on a dead mount: the run ends at its deadline with io_timeout and
+// the path is marked stuck; later runs fail at once instead of piling up
+// threads; when the mount comes back, scanning resumes.
+TEST(SpoolDirectory, HungMountEndsAtTheDeadlineAndIsNotScannedAgainWhileStuck) {
+  test::TempDir d;
+  test::DeadMount dead(d / "nfs");
+  PACS_REQUIRE_DEAD_MOUNT(dead);
+  SpoolOptions o = at(dead.path());
+  auto r = run(o, 300ms);  // without a watchdog this never returns (ctest's timeout fails it)
+  EXPECT_FALSE(r.success);
+  EXPECT_EQ(r.reason, Reason::io_timeout);
+  EXPECT_NE(r.message.find("did not return before the deadline"), std::string::npos) << r.message;
+  EXPECT_EQ(sample_value(r, "pacs_queue_scan_partial"), 1);
+  EXPECT_FALSE(has(r, "pacs_queue_items"));
+  EXPECT_TRUE(spool_scan_stuck(o.path));
+
+  r = run(o, 300ms);
+  EXPECT_EQ(r.reason, Reason::io_timeout);
+  EXPECT_NE(r.message.find("from an earlier run has still not returned"), std::string::npos) << r.message;
+
+  // Shutdown: a run waiting on a (new) stuck scan returns when told to stop.
+  SpoolOptions nested = at(d.path());
+  nested.recursive = true;
+  std::atomic<bool> stop{false};
+  ProbeContext c = test::ctx_for(1h);
+  c.stop = &stop;
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(200ms);
+    stop = true;
+  });
+  r = SpoolDirectoryProbe(nested).run(c);  // the spool is fine, one subfolder is the dead mount
+  stopper.join();
+  EXPECT_EQ(r.reason, Reason::io_timeout) << r.message;
+  EXPECT_TRUE(spool_scan_stuck(nested.path));
+
+  dead.release();  // the server "comes back" (the kernel aborts the calls)
+  auto until = Clock::now() + 30s;
+  while ((spool_scan_stuck(o.path) || spool_scan_stuck(nested.path)) && Clock::now() < until) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_FALSE(spool_scan_stuck(o.path));
+  EXPECT_FALSE(spool_scan_stuck(nested.path));
+  r = run(nested);
+  EXPECT_TRUE(r.success) << r.message;
 }
 
 TEST(SpoolDirectory, BigFolderStatedInParallelStillExact) {
