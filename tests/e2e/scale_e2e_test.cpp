@@ -19,7 +19,7 @@ struct Agent {
   Agent(TempDir& dir, const std::string& config) : port(free_port()) {
     proc = std::make_unique<Process>(std::vector<std::string>{agent_binary(),
                                                               "--web.listen-address=127.0.0.1:" + std::to_string(port),
-                                                              "--log.level=debug", "--config.file=" + config},
+                                                              "--log.level=debug", "--web.enable-lifecycle", "--config.file=" + config},
                                      dir / ("agent-" + std::to_string(port) + ".log"));
     ready = wait_for_port(port, 10s);
   }
