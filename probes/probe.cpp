@@ -30,6 +30,7 @@ std::string_view to_string(Reason r) noexcept {
     case Reason::commitment_failed: return "commitment_failed";
     case Reason::stale: return "stale";
     case Reason::too_small: return "too_small";
+    case Reason::access_not_enforced: return "access_not_enforced";
     case Reason::internal: return "internal";
   }
   return "internal";
@@ -44,7 +45,7 @@ const std::vector<Reason>& all_failure_reasons() {
       Reason::http_status,          Reason::negative_ack,        Reason::no_match,
       Reason::io_error,             Reason::io_timeout,          Reason::stored_not_found,
       Reason::content_mismatch,     Reason::inbound_timeout,     Reason::commitment_failed,
-      Reason::stale,                Reason::too_small,
+      Reason::stale,                Reason::too_small,           Reason::access_not_enforced,
       Reason::internal,
   };
   return all;

@@ -58,6 +58,7 @@ enum class Reason {
   commitment_failed,     // storage commitment reported the stored object as failed (or left it out)
   stale,                 // the newest of something expected regularly (a backup) is older than allowed
   too_small,             // the newest of something (a backup) is smaller than the configured minimum
+  access_not_enforced,   // a peer let in a caller it cannot know (DICOM access-control canary)
   internal,              // bug or unexpected exception inside the agent
 };
 

@@ -1,5 +1,5 @@
 // [[dicom]] table -> one ProbeSpec per check (dicom_echo, dicom_find,
-// dicom_worklist, dicom_store, dicom_retrieve, dicom_commit), and the kind's
+// dicom_worklist, dicom_store, dicom_retrieve, dicom_commit, dicom_access), and the kind's
 // descriptor. Every default lives here; README.md lists them.
 #include <arpa/inet.h>
 #include <unistd.h>
@@ -50,7 +50,7 @@ void validate_host(const ConfigTable& t, const std::string& host) {
   }
 }
 
-constexpr const char* kValidChecks = "echo, find, worklist, store, retrieve, commit";
+constexpr const char* kValidChecks = "echo, find, worklist, store, retrieve, commit, access";
 
 std::vector<Check> read_checks(const ConfigTable& t) {
   auto names = t.string_array("checks", {"echo"});
@@ -64,6 +64,7 @@ std::vector<Check> read_checks(const ConfigTable& t) {
     else if (n == "store") c = Check::store;
     else if (n == "retrieve") c = Check::retrieve;
     else if (n == "commit") c = Check::commit;
+    else if (n == "access") c = Check::access;
     else t.fail("checks", "unknown check \"" + n + "\" (valid: " + kValidChecks + ")");
     if (std::find(out.begin(), out.end(), c) != out.end()) t.fail("checks", "duplicate check \"" + n + "\"");
     out.push_back(c);
@@ -209,6 +210,25 @@ CommitOptions read_commit(const ConfigTable& t, const std::string& calling_ae) {
   return c;
 }
 
+// The access canary's fixed prefix: shown in the PACS's audit log, so it
+// names the agent; the rest of the 16 characters is random.
+AccessOptions read_access(const ConfigTable& t) {
+  AccessOptions a;
+  auto at = t.table("access");
+  if (!at) return a;
+  a.calling_ae_prefix = at->string("calling_ae_prefix", a.calling_ae_prefix);
+  if (a.calling_ae_prefix.size() > kMaxAccessPrefix) {
+    at->fail("calling_ae_prefix", "must be at most " + std::to_string(kMaxAccessPrefix) +
+                                      " characters (the rest of the 16-character AE title is random)");
+  }
+  for (unsigned char c : a.calling_ae_prefix) {
+    if (c <= 0x20 || c > 0x7e || c == '\\') {
+      at->fail("calling_ae_prefix", "must be printable ASCII without spaces or backslash");
+    }
+  }
+  return a;
+}
+
 }  // namespace
 
 void read_agent_keys(const ConfigTable& agent) { read_ae(agent, "calling_ae_title", std::string(kDefaultCallingAe)); }
@@ -227,8 +247,9 @@ std::vector<ProbeSpec> parse_target(const ConfigTable& table, const TargetCommon
   if (table.has("worklist") && !has(Check::worklist)) {
     table.fail("worklist", "settings for \"worklist\" but \"worklist\" is not in checks");
   }
-  for (const char* k : {"store", "retrieve", "commit"}) {
-    Check c = std::string(k) == "store" ? Check::store : std::string(k) == "retrieve" ? Check::retrieve : Check::commit;
+  for (const char* k : {"store", "retrieve", "commit", "access"}) {
+    const std::string n = k;
+    Check c = n == "store" ? Check::store : n == "retrieve" ? Check::retrieve : n == "commit" ? Check::commit : Check::access;
     if (table.has(k) && !has(c)) {
       table.fail(k, std::string("settings for \"") + k + "\" but \"" + k + "\" is not in checks");
     }
@@ -247,6 +268,7 @@ std::vector<ProbeSpec> parse_target(const ConfigTable& table, const TargetCommon
   }
   o.retrieve = read_retrieve(table, o.calling_ae_title);
   o.commit = read_commit(table, o.calling_ae_title);
+  o.access = read_access(table);
   if (has(Check::retrieve) && !o.retrieve.study_uid && !has(Check::store)) {
     table.fail("checks",
                "\"retrieve\" fetches the canary that the store check's settings describe: add \"store\" to checks "
@@ -279,7 +301,7 @@ std::vector<ProbeSpec> parse_target(const ConfigTable& table, const TargetCommon
 
 namespace {
 
-// Every reason an image check can produce with any settings.
+// Every reason an image check (or the access canary) can produce with any settings.
 std::vector<Reason> all_image_reasons(Check c) {
   DicomOptions o;
   o.tls = TlsOptions{};
@@ -294,13 +316,14 @@ const Kind& kind() {
   static const Kind k{
       .name = "dicom",
       .summary = "DICOM application entities: C-ECHO, C-FIND canary, Modality Worklist, over TCP or DICOM-TLS; "
-                 "opt-in image round trip (C-STORE canary, C-GET/C-MOVE, storage commitment)",
+                 "opt-in image round trip (C-STORE canary, C-GET/C-MOVE, storage commitment); access-control canary",
       .checks = {{"echo", "dicom_echo", reasons_for(true)},
                  {"find", "dicom_find", reasons_for(true)},
                  {"worklist", "dicom_worklist", reasons_for(true)},
                  {"store", "dicom_store", all_image_reasons(Check::store)},
                  {"retrieve", "dicom_retrieve", all_image_reasons(Check::retrieve)},
-                 {"commit", "dicom_commit", all_image_reasons(Check::commit)}},
+                 {"commit", "dicom_commit", all_image_reasons(Check::commit)},
+                 {"access", "dicom_access", all_image_reasons(Check::access)}},
       .parse = &parse_target,
       .agent_keys = &read_agent_keys,
       .init = &global_init,

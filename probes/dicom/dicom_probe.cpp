@@ -28,6 +28,7 @@ std::string_view to_string(Check c) noexcept {
     case Check::store: return "store";
     case Check::retrieve: return "retrieve";
     case Check::commit: return "commit";
+    case Check::access: return "access";
   }
   return "echo";
 }
@@ -40,6 +41,7 @@ std::string_view probe_name(Check c) noexcept {
     case Check::store: return "dicom_store";
     case Check::retrieve: return "dicom_retrieve";
     case Check::commit: return "dicom_commit";
+    case Check::access: return "dicom_access";
   }
   return "dicom_echo";
 }
@@ -65,6 +67,15 @@ std::vector<Reason> reasons_for(bool tls) {
 
 std::vector<Reason> reasons_for(const DicomOptions& o, Check c) {
   std::vector<Reason> r = reasons_for(o.tls.has_value());
+  if (c == Check::access) {
+    // A reject, an abort or a refused C-ECHO is what the canary hopes for:
+    // those are its successes, not failures.
+    std::erase_if(r, [](Reason x) {
+      return x == Reason::association_rejected || x == Reason::association_aborted || x == Reason::dimse_status;
+    });
+    r.push_back(Reason::access_not_enforced);
+    return r;
+  }
   const bool canary = c == Check::store || c == Check::commit || (c == Check::retrieve && !o.retrieve.study_uid);
   const bool scp = (c == Check::retrieve && o.retrieve.method == RetrieveOptions::Method::move) ||
                    (c == Check::commit && o.commit.scp.listen_port != 0);
@@ -327,6 +338,7 @@ ProbeResult DicomProbe::run(const ProbeContext& ctx) {
       case Check::store: return run_store(opts_, ctx, pending_);
       case Check::retrieve: return run_retrieve(opts_, ctx, pending_);
       case Check::commit: return run_commit(opts_, ctx, pending_);
+      case Check::access: return run_access(opts_, ctx);
       default: return run_association_check(ctx);
     }
   } catch (const std::exception& e) {

@@ -1,5 +1,6 @@
 // The DICOM probe kind: settings of one [[dicom]] target, its checks
-// (C-ECHO, C-FIND canary, Modality Worklist C-FIND; and, opt-in, the image
+// (C-ECHO, C-FIND canary, Modality Worklist C-FIND, the access-control
+// canary; and, opt-in, the image
 // round trip: C-STORE of a synthetic canary + find back, C-GET/C-MOVE
 // retrieve, storage commitment) and the pure helpers the unit tests exercise
 // (reason mapping, "today" expansion, reject texts).
@@ -26,7 +27,7 @@ namespace pacs::dicom {
 // no backslash, not only spaces. Our calling AE and peers' AEs.
 bool valid_ae_title(const std::string& s);
 
-enum class Check { echo, find, worklist, store, retrieve, commit };
+enum class Check { echo, find, worklist, store, retrieve, commit, access };
 std::string_view to_string(Check c) noexcept;          // "echo", "find", "worklist", "store", ...
 std::string_view probe_name(Check c) noexcept;         // "dicom_echo", ...
 
@@ -81,6 +82,20 @@ struct CommitOptions {
   ScpOptions scp;  // optional: listen for the report on a new association
 };
 
+// The access-control canary: a C-ECHO under a calling AE title the peer
+// cannot know, fresh every run.
+struct AccessOptions {
+  // Fixed start of the random title, so the PACS's audit log shows the
+  // agent's canary rather than an unexplained stranger. At most
+  // kMaxAccessPrefix characters: the rest (at least 6) is random.
+  std::string calling_ae_prefix = "PACSAGENT-";
+};
+inline constexpr size_t kMaxAccessPrefix = 10;
+
+// `prefix` followed by random characters (A-Z, 0-9) up to 16 characters;
+// never equal to `avoid` (the agent's own calling AE title).
+std::string random_ae_title(const std::string& prefix, const std::string& avoid);
+
 struct DicomOptions {
   std::string host;  // IP literal or name (resolved per run, with the deadline)
   int port = 104;
@@ -93,6 +108,7 @@ struct DicomOptions {
   std::optional<StoreOptions> store;  // set when "store" is in checks
   RetrieveOptions retrieve;
   CommitOptions commit;
+  AccessOptions access;
 };
 
 // One check against one target: fresh associations per run.

@@ -3,6 +3,7 @@
 // from DCMTK conditions to failure reasons, and the A-ASSOCIATE-RJ texts.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <fstream>
 #include <map>
 #include <set>
@@ -120,6 +121,53 @@ TEST(DicomConfig, SampleFileParsesWithTheRealLoader) {
   EXPECT_TRUE(kinds.count("dicom_store"));
   EXPECT_TRUE(kinds.count("dicom_retrieve"));
   EXPECT_TRUE(kinds.count("dicom_commit"));
+  EXPECT_TRUE(kinds.count("dicom_access"));
+}
+
+// The access canary: its own probe, the prefix, and reasons without the
+// refusals (a reject, an abort or a refused C-ECHO is its success).
+TEST(DicomConfig, AccessCheckWithPrefixAndReasons) {
+  auto c = parse_config("[[dicom]]\nname = \"pacs\"\nhost = \"10.1.2.3\"\ncalled_ae_title = \"ARCHIVE\"\n"
+                        "checks = [\"echo\", \"access\"]\n[dicom.access]\ncalling_ae_prefix = \"AUDIT-\"\n",
+                        "t.toml");
+  ASSERT_EQ(c->probes.size(), 2u);
+  const auto& spec = c->probes[1];
+  EXPECT_EQ(spec.probe, "dicom_access");
+  auto probe = spec.make();
+  EXPECT_EQ(as_dicom(probe).check(), Check::access);
+  EXPECT_EQ(as_dicom(probe).options().access.calling_ae_prefix, "AUDIT-");
+  auto has = [&](Reason r) { return std::count(spec.reasons.begin(), spec.reasons.end(), r) == 1; };
+  EXPECT_TRUE(has(Reason::access_not_enforced));
+  EXPECT_TRUE(has(Reason::connection_refused));
+  EXPECT_TRUE(has(Reason::association_timeout));
+  EXPECT_TRUE(has(Reason::dimse_timeout));
+  EXPECT_FALSE(has(Reason::association_rejected));
+  EXPECT_FALSE(has(Reason::association_aborted));
+  EXPECT_FALSE(has(Reason::dimse_status));
+  EXPECT_FALSE(has(Reason::tls_failure));
+  // The echo check of the same target cannot end in access_not_enforced.
+  EXPECT_EQ(std::count(c->probes[0].reasons.begin(), c->probes[0].reasons.end(), Reason::access_not_enforced), 0);
+  // Default prefix.
+  auto d = parse_config("[[dicom]]\nname = \"pacs\"\nhost = \"10.1.2.3\"\ncalled_ae_title = \"ARCHIVE\"\n"
+                        "checks = [\"access\"]\n",
+                        "t.toml");
+  EXPECT_EQ(as_dicom(d->probes[0].make()).options().access.calling_ae_prefix, "PACSAGENT-");
+}
+
+TEST(DicomAccessTitle, SixteenValidCharactersPrefixedAndFreshEachTime) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 200; ++i) {
+    std::string t = random_ae_title("PACSAGENT-", "PACS_AGENT");
+    ASSERT_EQ(t.size(), 16u) << t;
+    EXPECT_EQ(t.rfind("PACSAGENT-", 0), 0u) << t;
+    EXPECT_TRUE(valid_ae_title(t)) << t;
+    for (char ch : t.substr(10)) EXPECT_TRUE(std::isupper(static_cast<unsigned char>(ch)) || std::isdigit(static_cast<unsigned char>(ch))) << t;
+    seen.insert(t);
+  }
+  EXPECT_EQ(seen.size(), 200u) << "36^6 titles: 200 draws must not repeat";
+  // An empty prefix: all 16 random; never the agent's own title.
+  EXPECT_EQ(random_ae_title("", "X").size(), 16u);
+  EXPECT_NE(random_ae_title("ABCDEFGHIJ", "ABCDEFGHIJ"), "ABCDEFGHIJ");
 }
 
 TEST(DicomConfig, ImageChecksWithEverySetting) {
@@ -228,15 +276,24 @@ const BadCase kBad[] = {
     {"calling_ae_empty", kBase + "calling_ae_title = \"\"\n",
      "d.toml:5: dicom[0].calling_ae_title: must be 1..16 printable ASCII characters without backslash"},
     {"checks_empty", kBase + "checks = []\n",
-     "d.toml:5: dicom[0].checks: must not be empty (valid: echo, find, worklist, store, retrieve, commit)"},
+     "d.toml:5: dicom[0].checks: must not be empty (valid: echo, find, worklist, store, retrieve, commit, access)"},
     {"checks_unknown", kBase + "checks = [\"echo\", \"move\"]\n",
-     "d.toml:5: dicom[0].checks: unknown check \"move\" (valid: echo, find, worklist, store, retrieve, commit)"},
+     "d.toml:5: dicom[0].checks: unknown check \"move\" (valid: echo, find, worklist, store, retrieve, commit, access)"},
     {"checks_duplicate", kBase + "checks = [\"echo\", \"echo\"]\n", "d.toml:5: dicom[0].checks: duplicate check \"echo\""},
     {"checks_not_array", kBase + "checks = \"echo\"\n", "d.toml:5: dicom[0].checks: must be an array of strings"},
     {"find_without_check", kBase + "[dicom.find]\nlevel = \"STUDY\"\n",
      "d.toml:5: dicom[0].find: settings for \"find\" but \"find\" is not in checks"},
     {"worklist_without_check", kBase + "[dicom.worklist]\nkeys = {}\n",
      "d.toml:5: dicom[0].worklist: settings for \"worklist\" but \"worklist\" is not in checks"},
+    {"access_settings_without_check", kBase + "[dicom.access]\ncalling_ae_prefix = \"X\"\n",
+     "d.toml:5: dicom[0].access: settings for \"access\" but \"access\" is not in checks"},
+    {"access_prefix_too_long", kBase + "checks = [\"access\"]\n[dicom.access]\ncalling_ae_prefix = \"PACS-AGENT-X\"\n",
+     "d.toml:7: dicom[0].access.calling_ae_prefix: must be at most 10 characters (the rest of the 16-character AE "
+     "title is random)"},
+    {"access_prefix_space", kBase + "checks = [\"access\"]\n[dicom.access]\ncalling_ae_prefix = \"PACS AGENT\"\n",
+     "d.toml:7: dicom[0].access.calling_ae_prefix: must be printable ASCII without spaces or backslash"},
+    {"access_unknown_key", kBase + "checks = [\"access\"]\n[dicom.access]\ncalling_ae_title = \"X\"\n",
+     "d.toml:7: dicom[0].access.calling_ae_title: unknown key"},
     {"find_bad_level", kBase + "checks = [\"find\"]\n[dicom.find]\nlevel = \"IMAGE\"\n",
      "d.toml:7: dicom[0].find.level: must be \"STUDY\", \"SERIES\" or \"PATIENT\""},
     {"find_bad_model", kBase + "checks = [\"find\"]\n[dicom.find]\nmodel = \"mwl\"\n",

@@ -5,7 +5,8 @@
 // certificate's expiry are exported), and storescp --refuse (the
 // A-ASSOCIATE-RJ gauges); and a plain Orthanc for the image round trip
 // (store with REST cleanup, retrieve by C-MOVE to the agent's SCP, storage
-// commitment with the report on a new association).
+// commitment with the report on a new association), whose open door also
+// fails the access canary (pacs_dicom_access_refused 0).
 #include <ctime>
 #include <filesystem>
 #include <memory>
@@ -98,7 +99,10 @@ class DicomGolden : public GoldenFixture {
            "  [dicom.find]\n  group_by = \"ModalitiesInStudy\"\n"
            "  [dicom.tls]\n  ca_file = \"" + d("dicom-ca.crt") + "\"\n\n"
            "[[dicom]]\nname = \"dicom-refused\"\nhost = \"127.0.0.1\"\nport = " + std::to_string(refuse_port) +
-           "\ncalled_ae_title = \"ANY\"\nchecks = [\"echo\"]\n";
+           "\ncalled_ae_title = \"ANY\"\nchecks = [\"echo\"]\n\n"
+           // The access canary: the images Orthanc answers everyone (access_not_enforced).
+           "[[dicom]]\nname = \"dicom-access\"\nhost = \"127.0.0.1\"\nport = " +
+           std::to_string(images_->dicom_port()) + "\ncalled_ae_title = \"IMAGES\"\nchecks = [\"access\"]\n";
   }
 
  private:
