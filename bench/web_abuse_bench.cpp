@@ -25,7 +25,8 @@
 // Printed: scrape latency p50/p90/p99/max per phase, scrapes that failed (no
 // 200 within 10 s, Prometheus' default scrape timeout) or took over 1 s, what
 // the attackers got, one bcrypt's cost here, the machine load, and
-// pacs_agent_http_connections_rejected_total by reason at the end. Nothing
+// pacs_agent_http_connections_rejected_total by reason at the end, and the
+// agent's CPU per phase (what the attack costs it). Nothing
 // passes or fails on timings.
 //
 //   bench_web_abuse [--seconds=30] [--agent=PATH]
@@ -311,12 +312,15 @@ struct Phase {
   std::string name;
   Stats metrics, healthy;
   std::string load;
+  double cpu_percent = 0;  // the agent's, of one core
+  double settle_s = 0;     // after the abuse stopped, until the agent was quiet
 };
 
 // "Prometheus": /metrics then /-/healthy every 100 ms for `seconds` (a tick
 // that overruns is followed at once by the next, never by a burst).
-void scrape(int port, const std::string& auth, int seconds, Phase& phase) {
-  auto end = bench::Clock::now() + std::chrono::seconds(seconds);
+void scrape(pid_t agent, int port, const std::string& auth, int seconds, Phase& phase) {
+  double cpu0 = bench::cpu_seconds(agent);
+  auto t0 = bench::Clock::now(), end = t0 + std::chrono::seconds(seconds);
   auto next = bench::Clock::now();
   while (bench::Clock::now() < end) {
     phase.metrics.add(get(port, "/metrics", auth));
@@ -324,6 +328,21 @@ void scrape(int port, const std::string& auth, int seconds, Phase& phase) {
     next = std::max(next + 100ms, bench::Clock::now());
     std::this_thread::sleep_until(next);
   }
+  phase.cpu_percent = (bench::cpu_seconds(agent) - cpu0) * 100 /
+                      std::chrono::duration<double>(bench::Clock::now() - t0).count();
+}
+
+// Waits (up to 30 s) until the agent uses under 20% of a core over a second:
+// bcrypt checks still queued when an attacker stops run on, and would be
+// billed to the next phase. Returns the seconds waited.
+double settle(pid_t agent) {
+  auto t0 = bench::Clock::now();
+  while (bench::Clock::now() - t0 < 30s) {
+    double c0 = bench::cpu_seconds(agent);
+    std::this_thread::sleep_for(1s);
+    if (bench::cpu_seconds(agent) - c0 < 0.2) break;
+  }
+  return std::chrono::duration<double>(bench::Clock::now() - t0).count();
 }
 
 std::string loadavg() {
@@ -398,16 +417,17 @@ int main(int argc, char** argv) {
                   bcrypt_s * 1000);
       std::vector<Phase> phases(5);
       phases[0].name = "anchor";
-      scrape(port, auth, seconds, phases[0]);
+      scrape(agent.pid(), port, auth, seconds, phases[0]);
       phases[0].load = loadavg();
 
       phases[1].name = "wrong-pw 20/s";
       WrongPasswords wp;
       {
         Worker w([&](const std::atomic<bool>& stop) { wp.run(port, stop); });
-        scrape(port, auth, seconds, phases[1]);
+        scrape(agent.pid(), port, auth, seconds, phases[1]);
       }
       phases[1].load = loadavg();
+      phases[1].settle_s = settle(agent.pid());
 
       std::vector<std::string> ten;
       for (int i = 2; i < 12; ++i) ten.push_back("127.0.0." + std::to_string(i));
@@ -418,19 +438,21 @@ int main(int argc, char** argv) {
         Worker h([&](const std::atomic<bool>& stop) { horde10.run(port, 300, ten, stop); });
         Worker l([&](const std::atomic<bool>& stop) { loris10.run(port, stop); });
         std::this_thread::sleep_for(1s);  // the horde is in place
-        scrape(port, auth, seconds, phases[2]);
+        scrape(agent.pid(), port, auth, seconds, phases[2]);
       }
       phases[2].load = loadavg();
+      phases[2].settle_s = settle(agent.pid());
       phases[3].name = "idle x1+loris";
       {
         Worker h([&](const std::atomic<bool>& stop) { horde1.run(port, 300, {"127.0.0.2"}, stop); });
         Worker l([&](const std::atomic<bool>& stop) { loris1.run(port, stop); });
         std::this_thread::sleep_for(1s);
-        scrape(port, auth, seconds, phases[3]);
+        scrape(agent.pid(), port, auth, seconds, phases[3]);
       }
       phases[3].load = loadavg();
+      phases[3].settle_s = settle(agent.pid());
       phases[4].name = "anchor after";
-      scrape(port, auth, seconds, phases[4]);
+      scrape(agent.pid(), port, auth, seconds, phases[4]);
       phases[4].load = loadavg();
 
       auto row = [&](const char* label, const std::function<std::string(const Phase&)>& cell) {
@@ -455,6 +477,8 @@ int main(int argc, char** argv) {
         row((n + " failed").c_str(), [&](const Phase& p) { return std::to_string((p.*which).failed); });
         row((n + " failed or >1s").c_str(), [&](const Phase& p) { return std::to_string((p.*which).over_1s); });
       }
+      row("agent CPU % of one core", [&](const Phase& p) { return num(p.cpu_percent); });
+      row("s until quiet after", [&](const Phase& p) { return num(p.settle_s); });
       row("load 1/5/15 min at end", [](const Phase& p) { return p.load; });
       std::printf("\nwrong passwords: %d sent, %d answered 401, %d answered 503 (bcrypt queue full), %d other, "
                   "%d closed unanswered (connection caps), %d unanswered after 10 s, %d pending at the end\n",
