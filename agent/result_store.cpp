@@ -200,7 +200,7 @@ void ResultStore::render(Entry& e) {
   auto& own = r->own;
   for (const auto& s : e.samples) {
     auto it = std::find_if(own.begin(), own.end(), [&](const OwnFamily& f) { return f.name == s.name; });
-    if (it == own.end()) it = own.insert(own.end(), {s.name, s.help, {}});
+    if (it == own.end()) it = own.insert(own.end(), {s.name, s.help, {}, s.counter});
     std::string& o = it->lines;
     o += s.name;
     o += '{';
@@ -263,18 +263,22 @@ std::shared_ptr<const ResultStore::Layout> ResultStore::layout() const {
   }
   // The probes' own families, by name; each family's lines in config order.
   struct Own {
-    std::string_view help;  // the first probe's (every sample of a name has the same)
+    std::string_view help;  // the first probe's (every sample of a name has the same, and the same type)
+    bool counter = false;
     std::vector<std::pair<size_t, const std::string*>> lines;
   };
   std::map<std::string_view, Own> own;
   for (size_t i = 0; i < probes.size(); ++i) {
     for (const auto& f : probes[i]->own) {
       auto [it, fresh] = own.try_emplace(f.name);
-      if (fresh) it->second.help = f.help;
+      if (fresh) {
+        it->second.help = f.help;
+        it->second.counter = f.counter;
+      }
       it->second.lines.emplace_back(i, &f.lines);
     }
   }
-  for (const auto& [name, f] : own) family(name, f.help, "gauge", f.lines);
+  for (const auto& [name, f] : own) family(name, f.help, f.counter ? "counter" : "gauge", f.lines);
   layout_ = std::move(snap);
   return layout_;
 }

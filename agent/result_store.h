@@ -98,6 +98,7 @@ class ResultStore : public prometheus::Collectable {
   enum Fam : size_t { kSuccess, kDuration, kHist, kLastRun, kLastOk, kRuns, kFails, kSkipped, kInterval, kTimeout, kFams };
   struct OwnFamily {  // one metric name of the probe's own samples
     std::string name, help, lines;
+    bool counter = false;  // TYPE counter (Sample::counter), else gauge
   };
   // A probe's exposition lines; replaced, never modified, on every change.
   struct Rendered {

@@ -32,8 +32,12 @@ pacs_add_test(NAME exposition_test SOURCES unit/exposition_test.cpp LIBS pacs_ag
 pacs_add_test(NAME config_include_test SOURCES unit/config_include_test.cpp LIBS pacs_agent_lib LABELS unit)
 pacs_add_test(NAME scale_e2e_test SOURCES e2e/scale_e2e_test.cpp LABELS e2e TIMEOUT 300)
 add_dependencies(scale_e2e_test pacs-agent)
-pacs_add_test(NAME series_budget_test SOURCES e2e/series_budget_test.cpp LABELS e2e TIMEOUT 300)
-add_dependencies(series_budget_test pacs-agent)
+# It runs every kind's checks (the registry lists them) against their peers, the hl7
+# kind's npm MLLP listener included.
+pacs_add_test(NAME series_budget_test SOURCES e2e/series_budget_test.cpp LIBS pacs_agent_lib LABELS e2e TIMEOUT 400)
+get_target_property(PACS_BUDGET_NODE_MODULES hl7_test_peer PACS_NODE_MODULES)
+target_compile_definitions(series_budget_test PRIVATE PACS_HL7_NODE_MODULES="${PACS_BUDGET_NODE_MODULES}")
+add_dependencies(series_budget_test pacs-agent hl7_test_peer)
 # The shared HTTP client (probes/lib/http) against scripted loopback peers: resets, closes,
 # silence, and what its transcript shows.
 pacs_add_test(NAME http_client_test SOURCES unit/http_client_test.cpp LIBS pacs_lib_http LABELS integration TIMEOUT 120)

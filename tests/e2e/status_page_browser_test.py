@@ -315,6 +315,7 @@ path = "{os.path.join(tmp, 'no-such-spool')}"
 name = "orthanc-jobs"
 type = "orthanc"
 url = "{http_base}"
+state_file = "{os.path.join(tmp, 'orthanc-jobs.orthanc-changes.json')}"
 
 [[queue]]
 name = "json"

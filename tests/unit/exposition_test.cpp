@@ -213,6 +213,7 @@ struct Filled {
     store.record(specs[0], {echo, 0.004, now});
     ProbeResult fs = ProbeResult::ok();
     fs.add("pacs_filesystem_avail_bytes", "Avail.", 1e12, {{"path", "/mnt/a \"quoted\" \\ dir"}});
+    fs.add_counter("pacs_archive_received_instances_total", "A total the kind keeps.", 42);
     store.record(specs[1], {fs, 0.0001, now});
     store.record(specs[2], {ProbeResult::fail(Reason::connection_refused, "refused"), 0.3, now});
     ProbeResult echo2 = ProbeResult::ok();
@@ -237,6 +238,16 @@ TEST(ResultStoreText, SameSeriesAsCollectAndFamiliesContiguous) {
     ASSERT_NE(it, ours.end()) << key << " missing in\n" << *text;
     EXPECT_NEAR(it->second, value, std::abs(value) * 1e-15) << key;
   }
+  // Same TYPE for every family: a kind's own counter is a counter, not a gauge.
+  auto types = [](const std::string& t) {
+    std::set<std::string> out;
+    std::istringstream in(t);
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind("# TYPE ", 0) == 0) out.insert(line);
+    return out;
+  };
+  EXPECT_EQ(types(*text), types(os.str()));
+  EXPECT_NE(text->find("# TYPE pacs_archive_received_instances_total counter\n"), std::string::npos) << *text;
   // Spot checks of the rendering itself.
   EXPECT_NE(text->find("pacs_probe_run_duration_seconds_bucket{probe=\"dicom_echo\",target=\"ct-2\",le=\"0.5\"} 1\n"),
             std::string::npos)

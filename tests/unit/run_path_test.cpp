@@ -149,7 +149,12 @@ TEST(RunPath, ScheduledAndOnDemandRunsAgree) {
 
 TEST(RunPath, QueuedProbeRequestsAreAnswered503OnStop) {
   Logger log(LogLevel::error);
-  auto cfg = config_of({spec("hang", Behaviour::hang_until_stop, 30s)});
+  // More requests than workers: some run (and hang), the rest wait in the queue. Each asks
+  // for another target: identical requests would share one run (the endpoint coalesces them).
+  const int n = ProbeEndpoint::kWorkers + 3;
+  std::vector<ProbeSpec> specs;
+  for (int i = 0; i < n; ++i) specs.push_back(spec("hang" + std::to_string(i), Behaviour::hang_until_stop, 30s));
+  auto cfg = config_of(specs);
   std::mutex mu;
   std::condition_variable cv;
   std::vector<int> statuses;
@@ -157,10 +162,8 @@ TEST(RunPath, QueuedProbeRequestsAreAnswered503OnStop) {
   HttpRequest req;
   req.method = "GET";
   req.path = "/probe";
-  req.query["target"] = "hang";
-  // More requests than workers: some run (and hang), the rest wait in the queue.
-  const int n = ProbeEndpoint::kWorkers + 3;
   for (int i = 0; i < n; ++i) {
+    req.query["target"] = "hang" + std::to_string(i);
     ep.handle(req, [&](HttpReply r) {
       std::lock_guard lk(mu);
       statuses.push_back(r.status);
