@@ -16,6 +16,7 @@
 #include "dcmtk/dcmnet/dcmtrans.h"
 #include "dcmtk/dcmnet/diutil.h"
 #include "dcmtk/dcmnet/dul.h"
+#include "probes/timed_lock.h"
 
 namespace pacs::dicom {
 
@@ -27,12 +28,12 @@ std::atomic<int> g_running{0};
 
 // One lock per listen port for the whole process: runs that share a port
 // take turns.
-std::timed_mutex& port_lock(int port) {
+TimedLock& port_lock(int port) {
   static std::mutex mu;
-  static std::map<int, std::unique_ptr<std::timed_mutex>> locks;
+  static std::map<int, std::unique_ptr<TimedLock>> locks;
   std::lock_guard lk(mu);
   auto& p = locks[port];
-  if (!p) p = std::make_unique<std::timed_mutex>();
+  if (!p) p = std::make_unique<TimedLock>();
   return *p;
 }
 

@@ -28,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "probes/lib/http/http_client.h"
+#include "probes/timed_lock.h"
 
 namespace pacs::queue {
 
@@ -81,7 +82,7 @@ class ChangeFollower {
 
   const std::string path_;
   const int page_size_, max_pages_;
-  std::timed_mutex mu_;
+  TimedLock mu_;
   bool loaded_ = false;
   ChangeState state_;
   std::string saved_;  // text of the file as last written or read

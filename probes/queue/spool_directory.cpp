@@ -230,8 +230,12 @@ GuardedScan scan_spool_guarded(const SpoolOptions& opts, const ProbeContext& ctx
     std::lock_guard lk(g_stuck_mu);
     auto& stuck = stuck_scans();
     if (auto it = stuck.find(opts.path); it != stuck.end()) {
-      std::lock_guard jl(it->second->mu);
-      if (!it->second->done) return {GuardedScan::still_stuck, {}};
+      bool returned = false;
+      {
+        std::lock_guard jl(it->second->mu);  // released before erase() may destroy the job
+        returned = it->second->done;
+      }
+      if (!returned) return {GuardedScan::still_stuck, {}};
       stuck.erase(it);  // it returned: scan again
     }
   }
