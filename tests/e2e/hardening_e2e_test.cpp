@@ -192,26 +192,6 @@ TEST(AgentHardening, HungSpoolProbeEndsAtItsDeadlineReloadWorksSigtermIsPrompt) 
 // ---------------------------------------------------------------------------
 // Signals.
 
-// systemd may reload and stop a service back to back at any moment.
-TEST(AgentHardening, SighupThenSigtermFiftyTimesExitsCleanly) {
-  TempDir dir;
-  auto cfg = dir.write("agent.toml", "[[filesystem]]\nname = \"root\"\npath = \"/\"\ninterval = \"1s\"\ntimeout = \"1s\"\n");
-  // ThreadSanitizer's runtime keeps a background thread of its own.
-  const std::string all_joined = agent_binary_contains("__tsan_init") ? "msg=stopped threads=2" : "msg=stopped threads=1";
-  for (int i = 0; i < 50; ++i) {
-    Agent a(dir, cfg);
-    ASSERT_TRUE(a.ready) << "run " << i << ":\n" << a.proc->log();
-    a.proc->kill_signal(SIGHUP);
-    a.proc->kill_signal(SIGTERM);
-    auto rc = a.proc->wait_exit(60s);
-    ASSERT_TRUE(rc) << "run " << i << ": no exit\n" << a.proc->log();
-    ASSERT_EQ(*rc, 0) << "run " << i << ":\n" << a.proc->log();
-    // Every thread joined: main is the only one left when it says stopped.
-    ASSERT_NE(a.proc->log().find(all_joined), std::string::npos) << "run " << i << ":\n" << a.proc->log();
-    fs::remove(a.log_file);
-  }
-}
-
 // The old readiness cue (the port accepts TCP) comes before the agent
 // serves: systemd may signal the service at any such moment. A SIGHUP then
 // must not kill it (its default action), a SIGTERM must be a clean stop.

@@ -105,10 +105,8 @@ def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../..", "tests", "support"))
+from ports import free_port  # noqa: E402  (a port no outgoing connection can take meanwhile)
 
 
 def http_req(method, url, data=None, timeout=5, headers=None):

@@ -13,8 +13,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -65,20 +67,47 @@ fs::path TempDir::write(const std::string& name, const std::string& content) con
   return p;
 }
 
+// A port from bind(0) comes from the kernel's ephemeral range, where every outgoing
+// connection on the machine (this test's or a parallel one's) draws its source port:
+// between our close() and the peer's bind() one of them may take it ("address already in
+// use"). So pick at random below the ephemeral range, where the kernel never hands out
+// source ports, and check by binding. Same algorithm as tests/support/ports.py.
 int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+  auto try_bind = [](int port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw std::runtime_error("socket() failed");
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    int got = -1;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+      socklen_t len = sizeof a;
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+      got = ntohs(a.sin_port);
+    }
     ::close(fd);
-    throw std::runtime_error("bind(0) failed");
+    return got;
+  };
+  int ephemeral_low = 32768;
+  if (std::ifstream f("/proc/sys/net/ipv4/ip_local_port_range"); f) f >> ephemeral_low;
+  constexpr int kLow = 20000;
+  if (ephemeral_low - 1 - kLow >= 1000) {
+    static std::mutex mu;
+    static std::mt19937 rng(std::random_device{}());
+    std::uniform_int_distribution<int> pick(kLow, ephemeral_low - 1);
+    for (int i = 0; i < 500; ++i) {
+      int port;
+      {
+        std::lock_guard lk(mu);
+        port = pick(rng);
+      }
+      if (try_bind(port) == port) return port;
+    }
   }
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
+  int port = try_bind(0);  // an unusual ephemeral range: let the kernel choose
+  if (port <= 0) throw std::runtime_error("bind(0) failed");
+  return port;
 }
 
 bool wait_for_port(int port, std::chrono::milliseconds timeout) {
