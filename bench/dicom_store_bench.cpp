@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "probes/dicom/dicom_probe.h"
 #include "probes/log.h"
 
@@ -37,29 +38,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-bool port_open(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
-}
 
 pid_t spawn(const std::vector<std::string>& args, const std::string& out = "/dev/null") {
   std::vector<char*> argv;
@@ -101,17 +79,10 @@ struct Figures {
   int failures = 0;
 };
 
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
-
 void row(const char* name, const Figures& f) {
   double n = std::max<double>(1, static_cast<double>(f.wall.size()));
-  std::printf("%-44s %6zu %9.2f %9.2f %12.2f %7d\n", name, f.wall.size(), percentile(f.wall, 0.5) * 1e3,
-              percentile(f.wall, 0.99) * 1e3, f.cpu / n * 1e3, f.failures);
+  std::printf("%-44s %6zu %9.2f %9.2f %12.2f %7d\n", name, f.wall.size(), bench::percentile(f.wall, 0.5) * 1e3,
+              bench::percentile(f.wall, 0.99) * 1e3, f.cpu / n * 1e3, f.failures);
 }
 
 }  // namespace
@@ -127,7 +98,7 @@ int main(int argc, char** argv) {
   char tmpl[] = "/tmp/bench-dicom-store-XXXXXX";
   if (!::mkdtemp(tmpl)) return 1;
   const fs::path dir = tmpl;
-  const int dicom_port = free_port(), http_port = free_port();
+  const int dicom_port = bench::free_port(), http_port = bench::free_port();
   std::ofstream(dir / "orthanc.json")
       << "{ \"Name\": \"bench\", \"StorageDirectory\": \"" << (dir / "db").string() << "\", \"IndexDirectory\": \""
       << (dir / "db").string() << "\", \"Plugins\": [], \"HttpPort\": " << http_port
@@ -140,8 +111,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cannot start Orthanc (package orthanc)\n");
     return 1;
   }
-  auto until = Clock::now() + std::chrono::seconds(30);
-  while (!port_open(dicom_port) && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  bench::wait_for_port(dicom_port, std::chrono::seconds(30));
   const std::string url = "http://127.0.0.1:" + std::to_string(http_port);
 
   pacs::dicom::DicomOptions o;
