@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "agent/probe_metrics.h"
+#include "agent/probe_table.h"
 
 namespace pacs {
 
@@ -38,39 +39,30 @@ const std::vector<double>& ResultStore::buckets() {
 
 void ResultStore::set_probes(const std::vector<ProbeSpec>& specs) {
   std::lock_guard lock(mu_);
-  std::map<Key, Entry> next;
-  std::vector<Key> order;
-  for (const auto& spec : specs) {
-    Key k{spec.probe, spec.target};
-    auto it = entries_.find(k);
-    if (it != entries_.end() && same_probe(it->second.spec, spec)) {
-      next.emplace(k, std::move(it->second));
-    } else {
-      Entry e;
-      e.spec = spec;
-      e.spec.make = nullptr;
-      e.status.kind = spec.kind;
-      e.status.check = spec.check;
-      e.status.probe = spec.probe;
-      e.status.target = spec.target;
-      for (Reason r : spec.reasons) e.failures_by_reason[r] = 0;
-      e.failures_by_reason[Reason::internal] = 0;  // any probe can throw
-      e.bucket_counts.assign(buckets().size(), 0);
-      e.labels = "probe=\"";
-      X::append_label_value(e.labels, spec.probe);
-      e.labels += "\",target=\"";
-      X::append_label_value(e.labels, spec.target);
-      e.labels += '"';
-      next.emplace(k, std::move(e));
-    }
-    Entry& e = next.at(k);
-    e.status.interval = spec.interval;
-    e.status.timeout = spec.timeout;
+  carry_over(entries_, order_, specs, [](const ProbeSpec& spec) {
+    Entry e;
+    e.spec = spec;
+    e.spec.make = nullptr;
+    e.status.kind = spec.kind;
+    e.status.check = spec.check;
+    e.status.probe = spec.probe;
+    e.status.target = spec.target;
+    for (Reason r : spec.reasons) e.failures_by_reason[r] = 0;
+    e.failures_by_reason[Reason::internal] = 0;  // any probe can throw
+    e.bucket_counts.assign(buckets().size(), 0);
+    e.labels = "probe=\"";
+    X::append_label_value(e.labels, spec.probe);
+    e.labels += "\",target=\"";
+    X::append_label_value(e.labels, spec.target);
+    e.labels += '"';
+    return e;
+  });
+  for (size_t i = 0; i < specs.size(); ++i) {  // order_ is specs' order
+    Entry& e = entries_.at(order_[i]);
+    e.status.interval = specs[i].interval;
+    e.status.timeout = specs[i].timeout;
     render(e);
-    order.push_back(k);
   }
-  entries_ = std::move(next);
-  order_ = std::move(order);
   ordered_.clear();
   for (const auto& k : order_) ordered_.push_back(&entries_.at(k));
   ++generation_;

@@ -1,30 +1,21 @@
 #include "agent/target_history.h"
 
+#include "agent/probe_table.h"
+
 namespace pacs {
 
 void TargetHistory::set_probes(const std::vector<ProbeSpec>& specs) {
   std::lock_guard lock(mu_);
-  std::map<Key, Entry> next;
-  std::vector<Key> order;
-  for (const auto& spec : specs) {
-    Key k{spec.probe, spec.target};
-    auto it = entries_.find(k);
-    if (it != entries_.end() && same_probe(it->second.spec, spec)) {
-      next.emplace(k, std::move(it->second));
-    } else {
-      Entry e;
-      e.spec = spec;
-      e.spec.make = nullptr;
-      e.h.kind = spec.kind;
-      e.h.check = spec.check;
-      e.h.probe = spec.probe;
-      e.h.target = spec.target;
-      next.emplace(k, std::move(e));
-    }
-    order.push_back(std::move(k));
-  }
-  entries_ = std::move(next);
-  order_ = std::move(order);
+  carry_over(entries_, order_, specs, [](const ProbeSpec& spec) {
+    Entry e;
+    e.spec = spec;
+    e.spec.make = nullptr;
+    e.h.kind = spec.kind;
+    e.h.check = spec.check;
+    e.h.probe = spec.probe;
+    e.h.target = spec.target;
+    return e;
+  });
 }
 
 void TargetHistory::record(const ProbeSpec& spec, const RunOutcome& outcome,
