@@ -22,6 +22,10 @@ install_packages() {
   for p in "${PACS_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
+  # npm installs the pinned HL7 test peer (node-hl7-server). Debian ships it apart from
+  # nodejs; a nodejs from elsewhere (NodeSource) brings its own npm and conflicts with
+  # Debian's, so the package is only asked for when there is no npm at all.
+  command -v npm >/dev/null || missing+=(npm)
   if [ ${#missing[@]} -eq 0 ]; then
     log "all ${#PACS_PACKAGES[@]} Debian packages present"
     return
