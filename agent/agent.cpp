@@ -14,7 +14,6 @@ namespace pacs {
 namespace pm = prometheus;
 
 namespace {
-constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 
 // True when a browser says the request comes from another site: a
 // Sec-Fetch-Site of cross-site/same-site, or an Origin whose host:port is
@@ -79,7 +78,7 @@ Agent::Agent(Logger& log, AgentOptions opts, std::shared_ptr<const Config> initi
     // The probe results come ready-made from the store (rendered and
     // deflated once per change); only the few live lines are built now.
     HttpReply r;
-    r.content_type = kMetricsContentType;
+    r.content_type = exposition::kContentType;
     r.headers.push_back({"Vary", "Accept-Encoding"});
     std::string live = live_metrics_text();
     if (exposition::accepts_gzip(req.header("accept-encoding"))) {

@@ -23,6 +23,9 @@
 
 namespace pacs::exposition {
 
+// Content-Type of the text format (version 0.0.4), for /metrics and /probe.
+inline constexpr const char* kContentType = "text/plain; version=0.0.4; charset=utf-8";
+
 // Appends `v` the way Prometheus parses it: shortest text that reads back as
 // the same double ("0.25", "1712345678.5", "1e-05"), "+Inf", "-Inf", "NaN".
 void append_value(std::string& out, double v);

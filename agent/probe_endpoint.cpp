@@ -7,6 +7,7 @@
 
 #include <prometheus/text_serializer.h>
 
+#include "agent/exposition.h"
 #include "agent/probe_metrics.h"
 #include "agent/probe_runner.h"
 
@@ -17,7 +18,6 @@ namespace M = probe_metrics;
 
 namespace {
 
-constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 
 pm::MetricFamily single_gauge(std::string name, std::string help, double v) {
   pm::ClientMetric m;
@@ -138,7 +138,7 @@ void ProbeEndpoint::handle(const HttpRequest& req, Respond respond) {
     std::ostringstream os;
     pm::TextSerializer().Serialize(os, fams);
     HttpReply reply;
-    reply.content_type = kMetricsContentType;
+    reply.content_type = exposition::kContentType;
     reply.body = os.str();
     if (debug) {
       // Not an exposition any more: plain text for a person, metrics first.

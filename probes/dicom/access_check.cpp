@@ -44,7 +44,6 @@ namespace {
 constexpr const char* kRefusedHelp =
     "1 if the peer refused the access canary's random calling AE title in the last run (reject, abort or C-ECHO "
     "status), 0 if it let it in; absent when the peer did not answer.";
-constexpr const char* kStatusHelp = "DIMSE status of the last final response (0 = success).";
 
 }  // namespace
 
@@ -109,7 +108,7 @@ ProbeResult run_access(const DicomOptions& o, const ProbeContext& ctx) {
   }
   ctx.note("C-ECHO-RSP", "status " + status_text("C-ECHO", status) + " after " + ms_text(a.times().dimse.value_or(0)));
   ProbeResult r;
-  r.add("pacs_dicom_dimse_status", kStatusHelp, status);
+  r.add("pacs_dicom_dimse_status", kDimseStatusHelp, status);
   // The exchange was orderly either way: end it politely. A failed release
   // changes nothing about what the peer let in.
   a.release();

@@ -208,13 +208,12 @@ Reason classify_condition(unsigned short module, unsigned short code, std::strin
 namespace {
 
 constexpr const char* kPhaseHelp = "Time spent in each phase of the last DICOM probe run.";
-constexpr const char* kStatusHelp = "DIMSE status of the last final response (0 = success).";
 constexpr const char* kRejectResultHelp = "A-ASSOCIATE-RJ result of the last run (1 permanent, 2 transient).";
 constexpr const char* kRejectSourceHelp =
     "A-ASSOCIATE-RJ source of the last run (1 service user, 2 ACSE provider, 3 presentation provider).";
 constexpr const char* kRejectReasonHelp = "A-ASSOCIATE-RJ reason/diagnostic of the last run (PS3.8 Table 9-21).";
 constexpr const char* kMatchesHelp = kFindMatchesHelp;
-constexpr const char* kFirstHelp = "Time from the C-FIND request to its first response in the last run.";
+constexpr const char* kFindFirstHelp = "Time from the C-FIND request to its first response in the last run.";
 constexpr const char* kItemsHelp = "Modality worklist items returned in the last run.";
 constexpr const char* kCertHelp = "notAfter of the peer's TLS certificate, as a Unix timestamp.";
 
@@ -285,7 +284,7 @@ bool put_key(DcmItem& item, const QueryKey& k, const std::string& today) {
   return item.putAndInsertString(tag, expand_value(k.value, today).c_str()).good();
 }
 
-struct FindState {
+struct CanaryFindState {
   Clock::time_point sent;
   std::optional<double> first_response;
   int pending = 0;
@@ -297,7 +296,7 @@ struct FindState {
 // never read; with it, exactly three attributes are: the grouping one,
 // StudyDate and StudyTime (find_groups.h). Nothing else (PHI) is touched.
 void on_find_response(void* data, T_DIMSE_C_FindRQ*, int, T_DIMSE_C_FindRSP*, DcmDataset* ids) {
-  auto* st = static_cast<FindState*>(data);
+  auto* st = static_cast<CanaryFindState*>(data);
   if (!st->first_response) st->first_response = std::chrono::duration<double>(Clock::now() - st->sent).count();
   ++st->pending;
   if (!st->tally) return;
@@ -454,7 +453,7 @@ ProbeResult DicomProbe::run_association_check(const ProbeContext& ctx) {
     req.Priority = DIMSE_PRIORITY_MEDIUM;
     T_DIMSE_C_FindRSP rsp{};
     DcmDataset* detail = nullptr;
-    FindState st;
+    CanaryFindState st;
     FindTally tally;
     if (check_ == Check::find && opts_.find.group_by != FindOptions::GroupBy::none) {
       st.tally = &tally;
@@ -486,13 +485,13 @@ ProbeResult DicomProbe::run_association_check(const ProbeContext& ctx) {
       } else {
         r.add("pacs_dicom_find_matches", kMatchesHelp, st.pending);
       }
-      r.add("pacs_dicom_find_first_response_seconds", kFirstHelp, first);
+      r.add("pacs_dicom_find_first_response_seconds", kFindFirstHelp, first);
     } else {
       r.add("pacs_dicom_worklist_items", kItemsHelp, st.pending);
     }
     r.message = what + " " + std::to_string(st.pending) + (check_ == Check::find ? " matches" : " items");
   }
-  r.add("pacs_dicom_dimse_status", kStatusHelp, status);
+  r.add("pacs_dicom_dimse_status", kDimseStatusHelp, status);
   if (status != 0) {
     a.release();  // the exchange itself was orderly: end it politely; the status is the failure
     Failure f{Reason::dimse_status, what + " returned status " + status_hex(status)};

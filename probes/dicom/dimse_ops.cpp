@@ -158,7 +158,7 @@ OFCondition receive_event_report(T_ASC_Association* assoc, T_ASC_PresentationCon
 
 namespace {
 
-struct FindState {
+struct UidFindState {
   const std::string* expect = nullptr;
   FindResult* out = nullptr;
 };
@@ -166,7 +166,7 @@ struct FindState {
 // Reads only the SOPInstanceUID of a response (and only when asked), to
 // compare it; nothing else of the identifiers is looked at.
 void on_find(void* data, T_DIMSE_C_FindRQ*, int, T_DIMSE_C_FindRSP*, DcmDataset* ids) {
-  auto* st = static_cast<FindState*>(data);
+  auto* st = static_cast<UidFindState*>(data);
   ++st->out->matches;
   if (st->expect->empty() || !ids) return;
   if (string_of(*ids, DCM_SOPInstanceUID) == *st->expect) st->out->uid_seen = true;
@@ -185,7 +185,7 @@ std::optional<Failure> find(DicomAssociation& a, T_ASC_PresentationContextID pci
   req.Priority = DIMSE_PRIORITY_MEDIUM;
   T_DIMSE_C_FindRSP rsp{};
   DcmDataset* detail = nullptr;
-  FindState st{&expect_uid, &out};
+  UidFindState st{&expect_uid, &out};
   int count = 0;
   auto t0 = Clock::now();
   OFCondition cond = DIMSE_findUser(a.get(), pcid, &req, &query, count, &on_find, &st, DIMSE_NONBLOCKING,

@@ -27,6 +27,9 @@ namespace pacs::dicom {
 inline constexpr const char* kStorageCommitmentSopClass = "1.2.840.10008.1.20.1";
 inline constexpr const char* kStorageCommitmentSopInstance = "1.2.840.10008.1.20.1.1";
 
+// HELP of pacs_dicom_dimse_status, the same text for every check that exports it.
+inline constexpr const char* kDimseStatusHelp = "DIMSE status of the last final response (0 = success).";
+
 // "0x0000 (Success)"; `service` picks DCMTK's status table: "C-STORE",
 // "C-FIND", "C-GET", "C-MOVE", "C-ECHO", "N-ACTION", "N-EVENT-REPORT".
 std::string status_text(const std::string& service, unsigned status);

@@ -24,7 +24,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr const char* kStatusHelp = "DIMSE status of the last final response (0 = success).";
 constexpr const char* kStoreHelp = "Time from the canary's C-STORE request to its response in the last run.";
 constexpr const char* kFindableHelp =
     "Time from the canary's C-STORE response until a C-FIND found it in the last run.";
@@ -34,7 +33,7 @@ constexpr const char* kCleanupHelp = "1 if the last run deleted its canary study
 constexpr const char* kSubopsHelp = "Sub-operations of the last C-GET/C-MOVE by result, as the archive reported them.";
 constexpr const char* kInstancesHelp = "Expected instances the agent received in the last retrieve run.";
 constexpr const char* kBytesHelp = "Data set bytes of the instances received in the last retrieve run.";
-constexpr const char* kFirstHelp = "Time from the C-GET/C-MOVE request to the first instance received.";
+constexpr const char* kRetrieveFirstHelp = "Time from the C-GET/C-MOVE request to the first instance received.";
 constexpr const char* kCommitHelp = "Time from the N-ACTION request to the storage commitment report.";
 constexpr const char* kCommitFailedHelp = "Instances listed as failed in the last storage commitment report.";
 
@@ -259,7 +258,7 @@ std::optional<ProbeResult> store_phase_alone(const DicomOptions& o, const ProbeC
   if (sf) {
     if (sf->status || sf->f.reason == Reason::stored_not_found || sf->f.reason == Reason::content_mismatch) a.release();
     auto r = failed_result({sf->f.reason, "storing the canary first: " + sf->f.message}, nullptr, ctx);
-    if (sf->status) r.add("pacs_dicom_dimse_status", kStatusHelp, *sf->status);
+    if (sf->status) r.add("pacs_dicom_dimse_status", kDimseStatusHelp, *sf->status);
     if (phase.stored) add_cleanup_sample(r, cleanup(o, ctx, obj.uids().study, pending));
     return r;
   }
@@ -331,7 +330,7 @@ ProbeResult run_store(const DicomOptions& o, const ProbeContext& ctx, std::deque
       }
     }
   }
-  if (dimse_status) r.add("pacs_dicom_dimse_status", kStatusHelp, *dimse_status);
+  if (dimse_status) r.add("pacs_dicom_dimse_status", kDimseStatusHelp, *dimse_status);
   std::optional<Failure> rel;
   if (usable && (!sf || sf->f.reason != Reason::association_aborted)) rel = a.release();
   add_association_samples(r, a);
@@ -573,14 +572,14 @@ ProbeResult run_retrieve(const DicomOptions& o, const ProbeContext& ctx, std::de
   }
 
   if (counts.final) {
-    r.add("pacs_dicom_dimse_status", kStatusHelp, counts.status);
+    r.add("pacs_dicom_dimse_status", kDimseStatusHelp, counts.status);
     r.add("pacs_dicom_retrieve_suboperations", kSubopsHelp, counts.completed, {{"result", "completed"}});
     r.add("pacs_dicom_retrieve_suboperations", kSubopsHelp, counts.failed, {{"result", "failed"}});
     r.add("pacs_dicom_retrieve_suboperations", kSubopsHelp, counts.warning, {{"result", "warning"}});
   }
   r.add("pacs_dicom_retrieve_instances", kInstancesHelp, rx.accepted);
   r.add("pacs_dicom_retrieve_bytes", kBytesHelp, rx.bytes);
-  if (rx.first) r.add("pacs_dicom_retrieve_first_instance_seconds", kFirstHelp, secs(sent, *rx.first));
+  if (rx.first) r.add("pacs_dicom_retrieve_first_instance_seconds", kRetrieveFirstHelp, secs(sent, *rx.first));
 
   if (!fail && counts.final) {
     if (counts.status != 0) {
@@ -741,7 +740,7 @@ ProbeResult run_commit(const DicomOptions& o, const ProbeContext& ctx, std::dequ
     scp->stop();
     drain_scp_events(*scp, ctx, start);
   }
-  if (action_status) r.add("pacs_dicom_dimse_status", kStatusHelp, *action_status);
+  if (action_status) r.add("pacs_dicom_dimse_status", kDimseStatusHelp, *action_status);
   if (!fail && !report) {
     fail = listen ? Failure{Reason::inbound_timeout,
                             "no storage commitment report (N-EVENT-REPORT) on the association or on the agent's SCP (" +
