@@ -12,6 +12,8 @@
 #include <set>
 #include <sstream>
 
+#include <toml.hpp>
+
 #include "agent/http_server.h"
 #include "probes/config_table.h"
 #include "probes/registry.h"

@@ -6,6 +6,8 @@
 #include <map>
 #include <sstream>
 
+#include <toml.hpp>
+
 namespace pacs {
 
 namespace {

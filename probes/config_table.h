@@ -16,11 +16,22 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
-#include <toml.hpp>
-
 #include "probes/probe.h"
+
+// toml11's value type, declared rather than included: <toml.hpp> costs seconds of
+// compile time in every file that includes it, and this header is included almost
+// everywhere (through probes/kind.h) while only the config readers use the toml11
+// API; they include <toml.hpp> themselves. The alias must equal toml11's own
+// (toml/value.hpp); a mismatch is a redeclaration error in those files.
+namespace toml {
+struct discard_comments;
+template <typename Comment, template <typename...> class Table, template <typename...> class Array>
+class basic_value;
+using value = basic_value<discard_comments, std::unordered_map, std::vector>;
+}  // namespace toml
 
 namespace pacs {
 

@@ -9,7 +9,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 try() {  # file, include line, what
   rm -rf "$tmp/t"; mkdir -p "$tmp/t"; cp -r "$ROOT/agent" "$ROOT/probes" "$tmp/t/"
-  printf '#include "%s"\n' "$2" >> "$tmp/t/$1"
+  case $2 in
+    \<*) printf '#include %s\n' "$2" >> "$tmp/t/$1" ;;
+    *) printf '#include "%s"\n' "$2" >> "$tmp/t/$1" ;;
+  esac
   if $CHECK "$tmp/t" 2>"$tmp/err"; then
     echo "not caught: $3 ($1 includes $2)" >&2; exit 1
   fi
@@ -23,4 +26,6 @@ try probes/queue/queue.h probes/dicom/dicom.h "kind includes another kind"
 try probes/queue/queue.h agent/config.h "kind includes the agent"
 try probes/lib/http/http_client.h probes/queue/queue.h "library includes a kind"
 try probes/dicom/dicom.h probes/registry.h "kind includes the registry"
-echo "layering check catches every violation"
+try probes/kind.h "<toml.hpp>" "a header includes toml11"
+try agent/http_server.h "<boost/beast/http.hpp>" "a header includes Boost.Beast"
+echo "layering check catches every violation, and heavy headers in headers"

@@ -4,6 +4,8 @@
 
 #include <fstream>
 
+#include <toml.hpp>
+
 #include "agent/config.h"
 #include "probes/config_table.h"
 #include "probes/kind.h"

@@ -7,6 +7,7 @@
 // a label, a message or a log line.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <ctime>
 #include <mutex>
 #include <thread>

@@ -9,6 +9,8 @@
 #include <set>
 #include <sstream>
 
+#include <toml.hpp>
+
 #include "dcmtk/config/osconfig.h"
 #include "dcmtk/dcmdata/dcdeftag.h"
 #include "dcmtk/dcmdata/dcdict.h"
