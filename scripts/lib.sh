@@ -14,7 +14,8 @@ PACS_PACKAGES=(
   clang-14 libclang-rt-14-dev ccache util-linux
 )
 
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# Each line carries the seconds since the script started, so a run shows where its time goes.
+log() { printf '\033[1m==> [%4ds] %s\033[0m\n' "$SECONDS" "$*" >&2; }
 
 # Installs what is missing (idempotent: does nothing when all are present).
 install_packages() {
@@ -51,19 +52,23 @@ pacs_launcher() {
   if command -v ccache >/dev/null; then echo "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"; fi
 }
 
-# Configures and builds everything into $1 with extra cmake args.
+# Configures and builds everything into $1 with extra cmake args. Built as a unity build with
+# line tables only (docs/building.md): on 2 cores that takes each tree from about 13 to 7
+# minutes; a plain cmake configure (what a developer gets) compiles file by file with -g.
 build_tree() {
   local dir=$1; shift
-  cmake -S "$PACS_ROOT" -B "$dir" -G Ninja -DPACS_WERROR=ON $(pacs_launcher) "$@" >/dev/null
+  cmake -S "$PACS_ROOT" -B "$dir" -G Ninja -DPACS_WERROR=ON -DCMAKE_UNITY_BUILD=ON \
+    -DPACS_LINE_TABLES_ONLY=ON $(pacs_launcher) "$@" >/dev/null
   ninja -C "$dir"
 }
 
 # The demo's tree ($1): only the agent (no tests, no benchmarks), built for speed: build type
 # "Demo" has no flags of its own, so no optimisation and no debug info (half the compile
-# time of RelWithDebInfo), and no -Werror (a new compiler's warning must not stop a demo).
+# time of RelWithDebInfo), a unity build, and no -Werror (a new compiler's warning must not
+# stop a demo).
 build_demo_agent() {
   local dir=$1
-  cmake -S "$PACS_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Demo -DPACS_BUILD_TESTS=OFF \
-    -DPACS_BUILD_BENCH=OFF $(pacs_launcher) >/dev/null
+  cmake -S "$PACS_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Demo -DCMAKE_UNITY_BUILD=ON \
+    -DPACS_BUILD_TESTS=OFF -DPACS_BUILD_BENCH=OFF $(pacs_launcher) >/dev/null
   ninja -C "$dir" pacs-agent
 }
