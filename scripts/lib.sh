@@ -55,12 +55,16 @@ pacs_launcher() {
 # Configures and builds everything into $1 with extra cmake args. Built as a unity build with
 # line tables only (docs/building.md): on 2 cores that takes each tree from about 13 to 7
 # minutes; a plain cmake configure (what a developer gets) compiles file by file with -g.
-build_tree() {
+configure_tree() {
   local dir=$1; shift
   cmake -S "$PACS_ROOT" -B "$dir" -G Ninja -DPACS_WERROR=ON -DCMAKE_UNITY_BUILD=ON \
     -DPACS_LINE_TABLES_ONLY=ON $(pacs_launcher) "$@" >/dev/null
-  ninja -C "$dir"
 }
+build_tree() {
+  configure_tree "$@"
+  ninja -C "$1"
+}
+
 
 # The demo's tree ($1): only the agent (no tests, no benchmarks), built for speed: build type
 # "Demo" has no flags of its own, so no optimisation and no debug info (half the compile

@@ -14,4 +14,4 @@ if(NOT PACS_DEBIAN_PYTHON3)
 endif()
 add_test(NAME e2e_capacity_report
   COMMAND ${PACS_DEBIAN_PYTHON3} ${PROJECT_SOURCE_DIR}/tests/e2e/capacity_report_test.py)
-set_tests_properties(e2e_capacity_report PROPERTIES LABELS e2e TIMEOUT 600)
+set_tests_properties(e2e_capacity_report PROPERTIES LABELS e2e TIMEOUT 600 COST 36)

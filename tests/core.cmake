@@ -7,12 +7,12 @@ pacs_add_test(NAME http_server_test SOURCES unit/http_server_test.cpp LIBS pacs_
 # The web surface under abuse: starvation, deadlines, bcrypt, lifecycle, /probe coalescing.
 pacs_add_test(NAME http_hardening_test SOURCES unit/http_hardening_test.cpp LIBS pacs_agent_lib OpenSSL::Crypto crypt LABELS unit TIMEOUT 300)
 # The built binary, end to end (needs promtool from the Debian prometheus package).
-pacs_add_test(NAME agent_e2e_test SOURCES e2e/agent_e2e_test.cpp LABELS e2e TIMEOUT 300)
+pacs_add_test(NAME agent_e2e_test SOURCES e2e/agent_e2e_test.cpp LABELS e2e TIMEOUT 300 COST 50 SANITIZERS)
 add_dependencies(agent_e2e_test pacs-agent)
 # The binary under abuse: PHI in spool names, a dead mount, signals, EMFILE, proxies.
 pacs_add_test(NAME hardening_e2e_test SOURCES e2e/hardening_e2e_test.cpp LIBS crypt LABELS e2e TIMEOUT 900)
 add_dependencies(hardening_e2e_test pacs-agent)
-pacs_add_test(NAME dicom_e2e_test SOURCES e2e/dicom_e2e_test.cpp LABELS e2e TIMEOUT 300)
+pacs_add_test(NAME dicom_e2e_test SOURCES e2e/dicom_e2e_test.cpp LABELS e2e TIMEOUT 300 SANITIZERS)
 add_dependencies(dicom_e2e_test pacs-agent)
 # docs/configuration.md and docs/metrics.md carry every kind's README sections (scripts/gen-docs).
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
