@@ -14,7 +14,20 @@ namespace pacs {
 
 using ProbeKey = std::pair<std::string, std::string>;  // probe, target
 
-// Entry has a `spec` member; fresh(spec) makes the entry of a new or changed probe.
+// Which probe a view (status page row, history) is about: its spec's identity fields.
+struct ProbeIdentity {
+  std::string kind, check, probe, target;
+  void identify(const ProbeSpec& s) {
+    kind = s.kind;
+    check = s.check;
+    probe = s.probe;
+    target = s.target;
+  }
+};
+
+// Entry has a `spec` member, which carry_over sets (without the factory `make`, so a
+// kept entry holds nothing of the probe instance); fresh(spec) makes the rest of the
+// entry of a new or changed probe.
 template <class Entry, class Fresh>
 void carry_over(std::map<ProbeKey, Entry>& entries, std::vector<ProbeKey>& order, const std::vector<ProbeSpec>& specs,
                 Fresh fresh) {
@@ -26,7 +39,10 @@ void carry_over(std::map<ProbeKey, Entry>& entries, std::vector<ProbeKey>& order
     if (it != entries.end() && same_probe(it->second.spec, spec)) {
       next.emplace(k, std::move(it->second));
     } else {
-      next.emplace(k, fresh(spec));
+      Entry e = fresh(spec);
+      e.spec = spec;
+      e.spec.make = nullptr;
+      next.emplace(k, std::move(e));
     }
     next_order.push_back(std::move(k));
   }

@@ -41,12 +41,7 @@ void ResultStore::set_probes(const std::vector<ProbeSpec>& specs) {
   std::lock_guard lock(mu_);
   carry_over(entries_, order_, specs, [](const ProbeSpec& spec) {
     Entry e;
-    e.spec = spec;
-    e.spec.make = nullptr;
-    e.status.kind = spec.kind;
-    e.status.check = spec.check;
-    e.status.probe = spec.probe;
-    e.status.target = spec.target;
+    e.status.identify(spec);
     for (Reason r : spec.reasons) e.failures_by_reason[r] = 0;
     e.failures_by_reason[Reason::internal] = 0;  // any probe can throw
     e.bucket_counts.assign(buckets().size(), 0);

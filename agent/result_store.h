@@ -39,6 +39,7 @@
 
 #include "agent/exposition.h"
 #include "agent/probe_runner.h"
+#include "agent/probe_table.h"
 #include "probes/probe.h"
 
 namespace pacs {
@@ -52,8 +53,7 @@ struct RunRecord {
 };
 
 // What the status page shows for one probe.
-struct ProbeStatus {
-  std::string kind, check, probe, target;
+struct ProbeStatus : ProbeIdentity {
   Duration interval{}, timeout{};
   bool has_run = false;
   RunRecord last;

@@ -8,12 +8,7 @@ void TargetHistory::set_probes(const std::vector<ProbeSpec>& specs) {
   std::lock_guard lock(mu_);
   carry_over(entries_, order_, specs, [](const ProbeSpec& spec) {
     Entry e;
-    e.spec = spec;
-    e.spec.make = nullptr;
-    e.h.kind = spec.kind;
-    e.h.check = spec.check;
-    e.h.probe = spec.probe;
-    e.h.target = spec.target;
+    e.h.identify(spec);
     return e;
   });
 }

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "agent/probe_runner.h"
+#include "agent/probe_table.h"
 #include "probes/probe.h"
 
 namespace pacs {
@@ -45,8 +46,7 @@ struct TracedRun {
   std::shared_ptr<const Transcript> transcript;
 };
 
-struct ProbeHistory {
-  std::string kind, check, probe, target;
+struct ProbeHistory : ProbeIdentity {
   std::deque<HistoryRun> runs;  // newest first, at most TargetHistory::kRuns
   std::vector<Sample> samples;  // of the last run
   std::optional<TracedRun> last_run, last_failure;
